@@ -1,0 +1,21 @@
+//! jpki-kiosk: the software of a town-hall counter appliance that issues JPKI
+//! (公的個人認証サービス) certificates onto residents' IC cards.
+//!
+//! The library holds everything the three binaries share:
+//! - [`card`]: the kiosk's side of the card (JPKI-AP over PC/SC, and the
+//!   issuance stand-in commands documented in `docs/card-protocol.md`);
+//! - [`vcard`]: the virtual JPKI card that plugs into pcscd through vpcd
+//!   (a test peer, never shipped in the appliance image);
+//! - [`pki`]: certificate profile and CMP pieces shared by CA and client;
+//! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
+//! - [`enroll`]: the kiosk's CMP client;
+//! - [`rules`]: the counter's rules as pure functions.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ca;
+pub mod card;
+pub mod enroll;
+pub mod pki;
+pub mod rules;
+pub mod vcard;
