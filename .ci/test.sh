@@ -15,5 +15,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
-cargo nextest run --locked --no-fail-fast --config-file .ci/nextest.toml --profile ci
 cargo test --locked --doc
+# Last, so the run closes on nextest's summary line.
+cargo nextest run --locked --no-fail-fast --config-file .ci/nextest.toml --profile ci
