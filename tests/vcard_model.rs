@@ -298,8 +298,7 @@ fn fail_sw_answers_without_executing() {
     let dir = tempfile::tempdir().unwrap();
     let path = card_with_auth_pin(dir.path());
     let vpcd = Vpcd::new();
-    let _card =
-        Card::spawn(&path, vpcd.port(), &["--fail-sw", "6A82@2", "--fail-sw", "6F00@3"]);
+    let _card = Card::spawn(&path, vpcd.port(), &["--fail-sw", "6A82@2", "--fail-sw", "6F00@3"]);
     let mut c = vpcd.accept();
     assert_eq!(c.atr(), ATR);
     assert_eq!(c.sw(SELECT_AP), 0x9000);

@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::model::{CardKind, CardState, PinRecord, KEY_BITS, PIN_SALT_LEN};
-use crate::card::files::{
-    KeySlot, ADMIN_KEY_TRIES, CERT_EF_CAPACITY, SERIAL_LEN, TOKEN_LEN,
-};
+use crate::card::files::{KeySlot, ADMIN_KEY_TRIES, CERT_EF_CAPACITY, SERIAL_LEN, TOKEN_LEN};
 
 /// The state file format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -250,10 +248,7 @@ fn encode(state: &CardState) -> Result<FileV1, StateError> {
 
 fn fixed<const N: usize>(field: &str, text: &str) -> Result<[u8; N], String> {
     let bytes = Zeroizing::new(hex::decode(text).map_err(|e| format!("{field}: {e}"))?);
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("{field}: {} bytes, expected {N}", bytes.len()))
+    bytes.as_slice().try_into().map_err(|_| format!("{field}: {} bytes, expected {N}", bytes.len()))
 }
 
 fn decode(f: FileV1) -> Result<CardState, String> {
@@ -266,7 +261,11 @@ fn decode(f: FileV1) -> Result<CardState, String> {
     };
     let pin = |field: &str, p: &PinV1, slot: KeySlot| -> Result<PinRecord, String> {
         if p.tries_left > slot.pin_tries() {
-            return Err(format!("{field}: {} tries left, at most {}", p.tries_left, slot.pin_tries()));
+            return Err(format!(
+                "{field}: {} tries left, at most {}",
+                p.tries_left,
+                slot.pin_tries()
+            ));
         }
         let hash = match &p.hash {
             Some(h) => Some(Zeroizing::new(fixed::<32>(field, h)?)),
@@ -274,7 +273,9 @@ fn decode(f: FileV1) -> Result<CardState, String> {
         };
         Ok(PinRecord { hash, tries_left: p.tries_left })
     };
-    let key = |field: &str, k: &Option<Zeroizing<String>>| -> Result<Option<RsaPrivateKey>, String> {
+    let key = |field: &str,
+               k: &Option<Zeroizing<String>>|
+     -> Result<Option<RsaPrivateKey>, String> {
         let Some(text) = k else { return Ok(None) };
         let der = Zeroizing::new(hex::decode(text.as_str()).map_err(|e| format!("{field}: {e}"))?);
         let key = RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| format!("{field}: {e}"))?;
