@@ -9,3 +9,5 @@
 //! `docs/rules.md`.
 
 pub mod wareki;
+pub mod repertoire;
+pub mod kana;
