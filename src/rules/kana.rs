@@ -108,7 +108,11 @@ mod tests {
             ("ヶ", Script::Hiragana, "ゖ"),
         ];
         for (input, script, expected) in table {
-            assert_eq!(normalise_furigana(input, script).as_deref(), Ok(expected), "{input}");
+            assert_eq!(
+                normalise_furigana(input, script).as_deref(),
+                Ok(expected),
+                "{input}"
+            );
         }
     }
 
@@ -123,7 +127,11 @@ mod tests {
             ("ヷ", FuriganaError::NotKana { index: 0 }),
         ];
         for (input, err) in table {
-            assert_eq!(normalise_furigana(input, Script::Hiragana), Err(err), "{input}");
+            assert_eq!(
+                normalise_furigana(input, Script::Hiragana),
+                Err(err),
+                "{input}"
+            );
         }
     }
 

@@ -8,6 +8,8 @@
 //! types in the card layer, not here. The decisions behind each rule are in
 //! `docs/rules.md`.
 
-pub mod wareki;
-pub mod repertoire;
+pub mod age;
+pub mod fee;
 pub mod kana;
+pub mod repertoire;
+pub mod wareki;

@@ -238,7 +238,10 @@ pub fn apply(text: &str, chosen: &[Substitution]) -> Result<CertifiedText, Subst
             return Err(SubstituteError::Duplicate { index: s.index });
         }
     }
-    let mut out = CertifiedText { text: String::new(), positions: String::new() };
+    let mut out = CertifiedText {
+        text: String::new(),
+        positions: String::new(),
+    };
     for (index, ch) in chars.into_iter().enumerate() {
         match (in_repertoire(ch), by_index.get(&index)) {
             (true, None) => {
@@ -265,8 +268,13 @@ pub fn apply_designated(
 ) -> Result<CertifiedText, SubstituteError> {
     let mut chosen = Vec::new();
     for p in propose(text, table) {
-        let replacement = p.designated.ok_or(SubstituteError::Missing { index: p.index })?;
-        chosen.push(Substitution { index: p.index, replacement });
+        let replacement = p
+            .designated
+            .ok_or(SubstituteError::Missing { index: p.index })?;
+        chosen.push(Substitution {
+            index: p.index,
+            replacement,
+        });
     }
     apply(text, &chosen)
 }
@@ -379,7 +387,9 @@ mod tests {
 
     #[test]
     fn variant_kanji_are_classified() {
-        let outside = ['髙', '𠮷', '淸', '﨑', '德', '瀨', '栁', '增', '①', 'Ⅰ', '㈱', '﨔'];
+        let outside = [
+            '髙', '𠮷', '淸', '﨑', '德', '瀨', '栁', '增', '①', 'Ⅰ', '㈱', '﨔',
+        ];
         for ch in outside {
             assert_eq!(plane_of(ch), None, "{ch} U+{:04X}", ch as u32);
         }
@@ -388,7 +398,12 @@ mod tests {
             assert_eq!(plane_of(ch), Some(Plane::Jis0208), "{ch}");
         }
         for ch in "あアー　１Ａａ〒々〆ヶ―～－∥".chars() {
-            assert_eq!(plane_of(ch), Some(Plane::Jis0208), "{ch} U+{:04X}", ch as u32);
+            assert_eq!(
+                plane_of(ch),
+                Some(Plane::Jis0208),
+                "{ch} U+{:04X}",
+                ch as u32
+            );
         }
         // Half-width forms and ASCII are JIS X 0201, not part of the repertoire.
         for ch in ['A', '1', ' ', 'ｱ', '\u{FFFD}'] {
@@ -418,13 +433,28 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Proposal { index: 0, original: '髙', designated: Some("高".into()) },
-                Proposal { index: 3, original: '𠮷', designated: Some("吉".into()) },
+                Proposal {
+                    index: 0,
+                    original: '髙',
+                    designated: Some("高".into())
+                },
+                Proposal {
+                    index: 3,
+                    original: '𠮷',
+                    designated: Some("吉".into())
+                },
             ]
         );
         assert!(propose("渡邉　桒原", &table).is_empty());
         let unknown = propose("田中①", &table);
-        assert_eq!(unknown, vec![Proposal { index: 2, original: '①', designated: None }]);
+        assert_eq!(
+            unknown,
+            vec![Proposal {
+                index: 2,
+                original: '①',
+                designated: None
+            }]
+        );
     }
 
     #[test]
@@ -434,7 +464,12 @@ mod tests {
             ("山田　𠮷男", vec![(3, "吉")], "山田　吉男", "00010"),
             ("髙橋　一郎", vec![(0, "高")], "高橋　一郎", "10000"),
             ("渡邉　花子", vec![], "渡邉　花子", "00000"),
-            ("髙﨑　德", vec![(0, "高"), (1, "崎"), (3, "徳")], "高崎　徳", "1101"),
+            (
+                "髙﨑　德",
+                vec![(0, "高"), (1, "崎"), (3, "徳")],
+                "高崎　徳",
+                "1101",
+            ),
             // A kana substitute marks each character it adds.
             ("田中　①", vec![(3, "まる")], "田中　まる", "00011"),
             ("A町1-2", vec![], "Ａ町１－２", "00000"),
@@ -442,7 +477,10 @@ mod tests {
         for (text, subs, certified, positions) in table {
             let chosen: Vec<_> = subs
                 .into_iter()
-                .map(|(index, r)| Substitution { index, replacement: r.to_owned() })
+                .map(|(index, r)| Substitution {
+                    index,
+                    replacement: r.to_owned(),
+                })
                 .collect();
             let c = apply(text, &chosen).unwrap();
             assert_eq!((c.text(), c.positions()), (certified, positions), "{text}");
@@ -453,15 +491,30 @@ mod tests {
 
     #[test]
     fn apply_refuses_wrong_choices() {
-        let sub = |index: usize, r: &str| Substitution { index, replacement: r.to_owned() };
-        assert_eq!(apply("髙橋", &[]), Err(SubstituteError::Missing { index: 0 }));
-        assert_eq!(apply("高橋", &[sub(1, "橋")]), Err(SubstituteError::NotNeeded { index: 1 }));
-        assert_eq!(apply("髙橋", &[sub(2, "高")]), Err(SubstituteError::OutOfRange { index: 2 }));
+        let sub = |index: usize, r: &str| Substitution {
+            index,
+            replacement: r.to_owned(),
+        };
+        assert_eq!(
+            apply("髙橋", &[]),
+            Err(SubstituteError::Missing { index: 0 })
+        );
+        assert_eq!(
+            apply("高橋", &[sub(1, "橋")]),
+            Err(SubstituteError::NotNeeded { index: 1 })
+        );
+        assert_eq!(
+            apply("髙橋", &[sub(2, "高")]),
+            Err(SubstituteError::OutOfRange { index: 2 })
+        );
         assert_eq!(
             apply("髙橋", &[sub(0, "高"), sub(0, "高")]),
             Err(SubstituteError::Duplicate { index: 0 })
         );
-        assert_eq!(apply("髙橋", &[sub(0, "")]), Err(SubstituteError::BadReplacement { index: 0 }));
+        assert_eq!(
+            apply("髙橋", &[sub(0, "")]),
+            Err(SubstituteError::BadReplacement { index: 0 })
+        );
         assert_eq!(
             apply("髙橋", &[sub(0, "﨑")]),
             Err(SubstituteError::BadReplacement { index: 0 })
@@ -476,15 +529,25 @@ mod tests {
         let table = SubstituteTable::shipped();
         let c = apply_designated("髙橋　𠮷", &table).unwrap();
         assert_eq!((c.text(), c.positions()), ("高橋　吉", "1001"));
-        assert_eq!(apply_designated("①", &table), Err(SubstituteError::Missing { index: 0 }));
+        assert_eq!(
+            apply_designated("①", &table),
+            Err(SubstituteError::Missing { index: 0 })
+        );
     }
 
     #[test]
     fn shipped_table_is_valid_and_covers_the_known_variants() {
         let table = SubstituteTable::shipped();
-        let expected =
-            [('髙', "高"), ('𠮷', "吉"), ('淸', "清"), ('﨑', "崎"), ('德', "徳"), ('瀨', "瀬"),
-             ('栁', "柳"), ('增', "増")];
+        let expected = [
+            ('髙', "高"),
+            ('𠮷', "吉"),
+            ('淸', "清"),
+            ('﨑', "崎"),
+            ('德', "徳"),
+            ('瀨', "瀬"),
+            ('栁', "柳"),
+            ('增', "増"),
+        ];
         for (original, substitute) in expected {
             assert_eq!(table.get(original), Some(substitute), "{original}");
         }
@@ -501,7 +564,10 @@ mod tests {
             ("髙橋\t高", SubstituteTableError::Syntax { line: 1 }),
             ("#\n高\t高", SubstituteTableError::NotNeeded { line: 2 }),
             ("髙\t﨑", SubstituteTableError::BadSubstitute { line: 1 }),
-            ("髙\t高\n髙\t高", SubstituteTableError::Duplicate { line: 2 }),
+            (
+                "髙\t高\n髙\t高",
+                SubstituteTableError::Duplicate { line: 2 },
+            ),
         ];
         for (text, err) in table {
             assert_eq!(SubstituteTable::parse(text), Err(err), "{text:?}");

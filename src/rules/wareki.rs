@@ -203,7 +203,13 @@ impl WarekiDate {
 
     /// The short form used on forms and in systems: `S55.2.17`, `H1.1.8`.
     pub fn short(&self) -> String {
-        format!("{}{}.{}.{}", self.era.letter(), self.year, self.month, self.day)
+        format!(
+            "{}{}.{}.{}",
+            self.era.letter(),
+            self.year,
+            self.month,
+            self.day
+        )
     }
 }
 
@@ -213,7 +219,11 @@ impl fmt::Display for WarekiDate {
         if self.year == 1 {
             write!(f, "{}元年{}月{}日", self.era, self.month, self.day)
         } else {
-            write!(f, "{}{}年{}月{}日", self.era, self.year, self.month, self.day)
+            write!(
+                f,
+                "{}{}年{}月{}日",
+                self.era, self.year, self.month, self.day
+            )
         }
     }
 }
@@ -286,7 +296,12 @@ fn parse_long(s: &str) -> Option<(Era, u16, u8, u8)> {
     };
     let (month, rest) = rest.split_once('月')?;
     let day = rest.strip_suffix('日')?;
-    Some((era, year, u8::try_from(number(month)?).ok()?, u8::try_from(number(day)?).ok()?))
+    Some((
+        era,
+        year,
+        u8::try_from(number(month)?).ok()?,
+        u8::try_from(number(day)?).ok()?,
+    ))
 }
 
 fn parse_short(s: &str) -> Option<(Era, u16, u8, u8)> {
@@ -324,7 +339,10 @@ impl CertBirthDate {
     /// The encoding of a birth date; the era digit is the date's own era.
     pub fn new(date: Date) -> Result<CertBirthDate, WarekiError> {
         let w = to_wareki(date)?;
-        Ok(CertBirthDate { era: Some(w.era), date })
+        Ok(CertBirthDate {
+            era: Some(w.era),
+            date,
+        })
     }
 
     /// The era named by the digit; `None` when the digit is 0 (unknown).
@@ -394,20 +412,80 @@ mod tests {
     fn boundaries_convert_both_ways() {
         let table = [
             (date!(1873 - 01 - 01), Era::Meiji, 6, 1, 1, "明治6年1月1日"),
-            (date!(1912 - 07 - 29), Era::Meiji, 45, 7, 29, "明治45年7月29日"),
-            (date!(1912 - 07 - 30), Era::Taisho, 1, 7, 30, "大正元年7月30日"),
-            (date!(1926 - 12 - 24), Era::Taisho, 15, 12, 24, "大正15年12月24日"),
-            (date!(1926 - 12 - 25), Era::Showa, 1, 12, 25, "昭和元年12月25日"),
-            (date!(1980 - 02 - 17), Era::Showa, 55, 2, 17, "昭和55年2月17日"),
-            (date!(1989 - 01 - 07), Era::Showa, 64, 1, 7, "昭和64年1月7日"),
-            (date!(1989 - 01 - 08), Era::Heisei, 1, 1, 8, "平成元年1月8日"),
-            (date!(2019 - 04 - 30), Era::Heisei, 31, 4, 30, "平成31年4月30日"),
+            (
+                date!(1912 - 07 - 29),
+                Era::Meiji,
+                45,
+                7,
+                29,
+                "明治45年7月29日",
+            ),
+            (
+                date!(1912 - 07 - 30),
+                Era::Taisho,
+                1,
+                7,
+                30,
+                "大正元年7月30日",
+            ),
+            (
+                date!(1926 - 12 - 24),
+                Era::Taisho,
+                15,
+                12,
+                24,
+                "大正15年12月24日",
+            ),
+            (
+                date!(1926 - 12 - 25),
+                Era::Showa,
+                1,
+                12,
+                25,
+                "昭和元年12月25日",
+            ),
+            (
+                date!(1980 - 02 - 17),
+                Era::Showa,
+                55,
+                2,
+                17,
+                "昭和55年2月17日",
+            ),
+            (
+                date!(1989 - 01 - 07),
+                Era::Showa,
+                64,
+                1,
+                7,
+                "昭和64年1月7日",
+            ),
+            (
+                date!(1989 - 01 - 08),
+                Era::Heisei,
+                1,
+                1,
+                8,
+                "平成元年1月8日",
+            ),
+            (
+                date!(2019 - 04 - 30),
+                Era::Heisei,
+                31,
+                4,
+                30,
+                "平成31年4月30日",
+            ),
             (date!(2019 - 05 - 01), Era::Reiwa, 1, 5, 1, "令和元年5月1日"),
             (date!(2020 - 01 - 01), Era::Reiwa, 2, 1, 1, "令和2年1月1日"),
         ];
         for (d, era, y, m, day, text) in table {
             let w = to_wareki(d).unwrap();
-            assert_eq!((w.era(), w.year(), w.month(), w.day()), (era, y, m, day), "{d}");
+            assert_eq!(
+                (w.era(), w.year(), w.month(), w.day()),
+                (era, y, m, day),
+                "{d}"
+            );
             assert_eq!(w.to_string(), text);
             assert_eq!(from_wareki(era, y, m, day), Ok(d));
             assert_eq!(parse(text).unwrap().to_date(), d, "{text}");
@@ -427,22 +505,50 @@ mod tests {
             (Era::Showa, 1, 12, 24),
         ];
         for (era, y, m, d) in table {
-            assert_eq!(from_wareki(era, y, m, d), Err(WarekiError::OutsideEra { era }), "{era}{y}");
+            assert_eq!(
+                from_wareki(era, y, m, d),
+                Err(WarekiError::OutsideEra { era }),
+                "{era}{y}"
+            );
         }
     }
 
     #[test]
     fn impossible_and_pre_gregorian_dates_are_rejected() {
-        assert_eq!(from_wareki(Era::Showa, 55, 2, 30), Err(WarekiError::NoSuchDate));
-        assert_eq!(from_wareki(Era::Showa, 0, 1, 1), Err(WarekiError::NoSuchDate));
-        assert_eq!(from_wareki(Era::Showa, 55, 13, 1), Err(WarekiError::NoSuchDate));
+        assert_eq!(
+            from_wareki(Era::Showa, 55, 2, 30),
+            Err(WarekiError::NoSuchDate)
+        );
+        assert_eq!(
+            from_wareki(Era::Showa, 0, 1, 1),
+            Err(WarekiError::NoSuchDate)
+        );
+        assert_eq!(
+            from_wareki(Era::Showa, 55, 13, 1),
+            Err(WarekiError::NoSuchDate)
+        );
         // 平成4年 (1992) is a leap year, 平成5年 is not.
         assert!(from_wareki(Era::Heisei, 4, 2, 29).is_ok());
-        assert_eq!(from_wareki(Era::Heisei, 5, 2, 29), Err(WarekiError::NoSuchDate));
-        assert_eq!(from_wareki(Era::Meiji, 1, 10, 23), Err(WarekiError::BeforeGregorianCalendar));
-        assert_eq!(from_wareki(Era::Meiji, 5, 12, 31), Err(WarekiError::BeforeGregorianCalendar));
-        assert_eq!(to_wareki(date!(1872 - 12 - 31)), Err(WarekiError::BeforeGregorianCalendar));
-        assert_eq!(to_wareki(date!(1868 - 10 - 23)), Err(WarekiError::BeforeGregorianCalendar));
+        assert_eq!(
+            from_wareki(Era::Heisei, 5, 2, 29),
+            Err(WarekiError::NoSuchDate)
+        );
+        assert_eq!(
+            from_wareki(Era::Meiji, 1, 10, 23),
+            Err(WarekiError::BeforeGregorianCalendar)
+        );
+        assert_eq!(
+            from_wareki(Era::Meiji, 5, 12, 31),
+            Err(WarekiError::BeforeGregorianCalendar)
+        );
+        assert_eq!(
+            to_wareki(date!(1872 - 12 - 31)),
+            Err(WarekiError::BeforeGregorianCalendar)
+        );
+        assert_eq!(
+            to_wareki(date!(1868 - 10 - 23)),
+            Err(WarekiError::BeforeGregorianCalendar)
+        );
     }
 
     #[test]
@@ -459,21 +565,44 @@ mod tests {
         ] {
             assert_eq!(parse(text).map(|w| w.to_date()), Ok(d), "{text}");
         }
-        assert_eq!(parse("平成元年1月8日").unwrap().to_date(), date!(1989 - 01 - 08));
-        assert_eq!(parse("平成1年1月8日").unwrap().to_date(), date!(1989 - 01 - 08));
+        assert_eq!(
+            parse("平成元年1月8日").unwrap().to_date(),
+            date!(1989 - 01 - 08)
+        );
+        assert_eq!(
+            parse("平成1年1月8日").unwrap().to_date(),
+            date!(1989 - 01 - 08)
+        );
         assert_eq!(parse("R1.5.1").unwrap().to_date(), date!(2019 - 05 - 01));
         assert_eq!(parse("H1.1.8").unwrap().short(), "H1.1.8");
     }
 
     #[test]
     fn rejects_malformed_text() {
-        for text in ["", "昭和", "昭和55年2月", "昭和55年2月17", "X55.2.17", "S55.2", "S55.2.17.1",
-            "S55.2/17", "昭和五十五年二月十七日", "1980-02-17", "S-1.2.3", "S12345.1.1"]
-        {
+        for text in [
+            "",
+            "昭和",
+            "昭和55年2月",
+            "昭和55年2月17",
+            "X55.2.17",
+            "S55.2",
+            "S55.2.17.1",
+            "S55.2/17",
+            "昭和五十五年二月十七日",
+            "1980-02-17",
+            "S-1.2.3",
+            "S12345.1.1",
+        ] {
             assert_eq!(parse(text), Err(WarekiError::Syntax), "{text}");
         }
-        assert_eq!(parse("平成32年1月1日"), Err(WarekiError::OutsideEra { era: Era::Heisei }));
-        assert_eq!(parse("H31.5.1"), Err(WarekiError::OutsideEra { era: Era::Heisei }));
+        assert_eq!(
+            parse("平成32年1月1日"),
+            Err(WarekiError::OutsideEra { era: Era::Heisei })
+        );
+        assert_eq!(
+            parse("H31.5.1"),
+            Err(WarekiError::OutsideEra { era: Era::Heisei })
+        );
     }
 
     #[test]
@@ -493,7 +622,10 @@ mod tests {
             assert_eq!(CertBirthDate::decode(text), Ok(c));
         }
         let unknown = CertBirthDate::decode("019800217").unwrap();
-        assert_eq!((unknown.era(), unknown.date()), (None, date!(1980 - 02 - 17)));
+        assert_eq!(
+            (unknown.era(), unknown.date()),
+            (None, date!(1980 - 02 - 17))
+        );
         assert_eq!(unknown.encode(), "019800217");
     }
 
@@ -501,18 +633,44 @@ mod tests {
     fn certificate_encoding_rejects_inconsistent_values() {
         assert_eq!(
             CertBirthDate::decode("419890107"),
-            Err(WarekiError::CertEraMismatch { digit: 4, actual: Era::Showa })
+            Err(WarekiError::CertEraMismatch {
+                digit: 4,
+                actual: Era::Showa
+            })
         );
         assert_eq!(
             CertBirthDate::decode("520190430"),
-            Err(WarekiError::CertEraMismatch { digit: 5, actual: Era::Heisei })
+            Err(WarekiError::CertEraMismatch {
+                digit: 5,
+                actual: Era::Heisei
+            })
         );
-        for bad in ["61980021", "619800217", "31980021x", "3198002170", "", "３19800217"] {
-            assert_eq!(CertBirthDate::decode(bad), Err(WarekiError::CertFormat), "{bad}");
+        for bad in [
+            "61980021",
+            "619800217",
+            "31980021x",
+            "3198002170",
+            "",
+            "３19800217",
+        ] {
+            assert_eq!(
+                CertBirthDate::decode(bad),
+                Err(WarekiError::CertFormat),
+                "{bad}"
+            );
         }
-        assert_eq!(CertBirthDate::decode("319800230"), Err(WarekiError::NoSuchDate));
-        assert_eq!(CertBirthDate::decode("319801317"), Err(WarekiError::NoSuchDate));
-        assert_eq!(CertBirthDate::decode("118600101"), Err(WarekiError::BeforeGregorianCalendar));
+        assert_eq!(
+            CertBirthDate::decode("319800230"),
+            Err(WarekiError::NoSuchDate)
+        );
+        assert_eq!(
+            CertBirthDate::decode("319801317"),
+            Err(WarekiError::NoSuchDate)
+        );
+        assert_eq!(
+            CertBirthDate::decode("118600101"),
+            Err(WarekiError::BeforeGregorianCalendar)
+        );
     }
 
     fn any_date() -> impl Strategy<Value = Date> {
