@@ -21,6 +21,7 @@ use std::fmt;
 
 use time::Date;
 
+pub use crate::rules::attributes::Sex;
 use crate::rules::{kana, repertoire};
 
 pub mod sample;
@@ -58,42 +59,6 @@ impl ResidentId {
 impl fmt::Debug for ResidentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ResidentId({})", self.redacted())
-    }
-}
-
-/// Sex as the certificate encodes it (JIS X 0303).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sex {
-    /// 0: not known.
-    Unknown,
-    /// 1: male.
-    Male,
-    /// 2: female.
-    Female,
-    /// 9: not applicable.
-    NotApplicable,
-}
-
-impl Sex {
-    /// The JIS X 0303 digit, as in the certificate's sex attribute.
-    pub fn code(self) -> u8 {
-        match self {
-            Sex::Unknown => 0,
-            Sex::Male => 1,
-            Sex::Female => 2,
-            Sex::NotApplicable => 9,
-        }
-    }
-
-    /// The sex for a JIS X 0303 digit.
-    pub fn from_code(code: u8) -> Option<Sex> {
-        match code {
-            0 => Some(Sex::Unknown),
-            1 => Some(Sex::Male),
-            2 => Some(Sex::Female),
-            9 => Some(Sex::NotApplicable),
-            _ => None,
-        }
     }
 }
 
@@ -431,13 +396,5 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("*******001"));
-    }
-
-    #[test]
-    fn sex_codes_round_trip() {
-        for code in [0, 1, 2, 9] {
-            assert_eq!(Sex::from_code(code).map(Sex::code), Some(code));
-        }
-        assert_eq!(Sex::from_code(3), None);
     }
 }

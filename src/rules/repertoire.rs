@@ -161,13 +161,28 @@ pub struct Substitution {
 }
 
 /// The text as the certificate carries it, with its substitute-position string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the position string only: the text is personal data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertifiedText {
     text: String,
     positions: String,
 }
 
+impl std::fmt::Debug for CertifiedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertifiedText")
+            .field("positions", &self.positions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CertifiedText {
+    /// A text and position string read back from a certificate; the caller has checked
+    /// that they fit each other.
+    pub(crate) fn from_parts(text: String, positions: String) -> CertifiedText {
+        CertifiedText { text, positions }
+    }
+
     /// The certified text: every character in the repertoire.
     pub fn text(&self) -> &str {
         &self.text
