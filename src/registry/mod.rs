@@ -249,6 +249,12 @@ pub enum RegistryError {
     /// The database could not be opened, read or written.
     #[error("registry database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database was written by a newer kiosk whose schema this one does not know.
+    #[error("registry schema version {found} is newer than this kiosk's")]
+    SchemaTooNew {
+        /// The `user_version` found.
+        found: i64,
+    },
     /// A stored row breaks the schema's meaning (bad date, unknown status…).
     #[error("registry row for resident {resident} is corrupt: {what}")]
     Corrupt {
