@@ -34,6 +34,7 @@
 pub mod age;
 pub mod attributes;
 pub mod fee;
+pub mod identity;
 pub mod kana;
 pub mod repertoire;
 pub mod wareki;
