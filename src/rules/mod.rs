@@ -1,5 +1,6 @@
 //! The counter's rules as pure functions: era dates, the certificate character repertoire
-//! and its substitutes, age and eligibility, validity and renewal dates, and fees.
+//! and its substitutes, furigana, age and eligibility, validity and renewal dates, fees,
+//! identity documents, and the signing certificate's personal-data attribute values.
 //!
 //! Nothing here does I/O or reads the clock: the visit date and every record come in as
 //! arguments, so each rule is tested with a table. A rule that says "no" returns a value
