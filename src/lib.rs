@@ -9,7 +9,8 @@
 //! - [`pki`]: certificate profile and CMP pieces shared by CA and client;
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
-//! - [`rules`]: the counter's rules as pure functions.
+//! - [`rules`]: the counter's rules as pure functions;
+//! - [`registry`]: the resident registry the applications are checked against.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,5 +18,6 @@ pub mod ca;
 pub mod card;
 pub mod enroll;
 pub mod pki;
+pub mod registry;
 pub mod rules;
 pub mod vcard;
