@@ -10,14 +10,20 @@
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
 //! - [`rules`]: the counter's rules as pure functions;
-//! - [`registry`]: the resident registry the applications are checked against.
+//! - [`registry`]: the resident registry the applications are checked against;
+//! - [`audit`]: the append-only, hash-chained audit log;
+//! - [`staff`]: operators, sign-in and supervisor approvals;
+//! - [`logging`]: `tracing` to journald or stderr, and redacted ids for log fields.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod ca;
 pub mod card;
 pub mod enroll;
+pub mod logging;
 pub mod pki;
 pub mod registry;
 pub mod rules;
+pub mod staff;
 pub mod vcard;
