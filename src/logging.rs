@@ -54,9 +54,7 @@ pub fn init(default_filter: &str) -> Result<LogSink, LoggingError> {
 
 /// The filter from `RUST_LOG` if given, else from `default_filter`.
 pub fn filter(rust_log: Option<&str>, default_filter: &str) -> Result<EnvFilter, LoggingError> {
-    let directives = rust_log
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or(default_filter);
+    let directives = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or(default_filter);
     Ok(EnvFilter::builder().parse(directives)?)
 }
 
@@ -71,15 +69,10 @@ where
         Some(_) => LogSink::Journald,
         None => LogSink::Stderr,
     };
-    let text = journald.is_none().then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(fallback)
-            .with_ansi(false)
-    });
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(journald)
-        .with(text);
+    let text = journald
+        .is_none()
+        .then(|| tracing_subscriber::fmt::layer().with_writer(fallback).with_ansi(false));
+    let subscriber = tracing_subscriber::registry().with(filter).with(journald).with(text);
     (Dispatch::new(subscriber), sink)
 }
 
@@ -135,9 +128,6 @@ mod tests {
         );
         assert_eq!(filter(None, "warn").unwrap().to_string(), "warn");
         assert_eq!(filter(Some(" "), "warn").unwrap().to_string(), "warn");
-        assert!(matches!(
-            filter(Some("jpki_kiosk=loud"), "info"),
-            Err(LoggingError::Filter(_))
-        ));
+        assert!(matches!(filter(Some("jpki_kiosk=loud"), "info"), Err(LoggingError::Filter(_))));
     }
 }

@@ -201,8 +201,7 @@ impl fmt::Display for ErrorCode {
 /// Whether `s` fits the code alphabet (shared with detail keys and values).
 pub(crate) fn is_code(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// How the recorded act ended.

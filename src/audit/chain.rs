@@ -117,10 +117,7 @@ mod tests {
         expected.extend_from_slice(&[0; 32]);
         assert_eq!(bytes, expected);
         // Pinned so that a change to the encoding cannot go unnoticed (docs/audit.md).
-        assert_eq!(
-            hex::encode(hash(&sample())),
-            hex::encode(Sha256::digest(&expected))
-        );
+        assert_eq!(hex::encode(hash(&sample())), hex::encode(Sha256::digest(&expected)));
     }
 
     #[test]

@@ -120,9 +120,7 @@ mod tests {
     #[test]
     fn ids_are_redacted() {
         let rid = ResidentId::new("1000000001").unwrap();
-        let d = Details::new()
-            .resident("resident", &rid)
-            .redacted("card", "AB12345678");
+        let d = Details::new().resident("resident", &rid).redacted("card", "AB12345678");
         let json = d.to_json();
         assert_eq!(json, r#"{"card":"*******678","resident":"*******001"}"#);
         assert!(!format!("{d:?}").contains("1000000001"));

@@ -39,22 +39,17 @@ pub use verify::{verify, verify_anchored, verify_file, Anchor, Break, BreakReaso
 use crate::staff::OperatorId;
 
 /// How times are stored: UTC, microseconds, fixed width.
-const AT_FORMAT: &[FormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-);
+const AT_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 /// Formats a time as stored (converted to UTC first).
 pub(crate) fn format_at(at: OffsetDateTime) -> Result<String, AuditError> {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(AT_FORMAT)
-        .map_err(|_| AuditError::BadTime)
+    at.to_offset(time::UtcOffset::UTC).format(AT_FORMAT).map_err(|_| AuditError::BadTime)
 }
 
 /// Parses a stored time.
 pub(crate) fn parse_at(text: &str) -> Option<OffsetDateTime> {
-    time::PrimitiveDateTime::parse(text, AT_FORMAT)
-        .ok()
-        .map(|t| t.assume_utc())
+    time::PrimitiveDateTime::parse(text, AT_FORMAT).ok().map(|t| t.assume_utc())
 }
 
 /// The id of a visit at the counter: 1–64 of `A–Z a–z 0–9 . _ : -`, made by the workflow and
@@ -209,10 +204,8 @@ mod tests {
 
     #[test]
     fn exit_codes_separate_tampering_from_trouble() {
-        let broken = AuditError::Tampered(Break {
-            seq: 3,
-            reason: BreakReason::Missing { found: 4 },
-        });
+        let broken =
+            AuditError::Tampered(Break { seq: 3, reason: BreakReason::Missing { found: 4 } });
         assert_eq!(broken.exit_code(), 1);
         assert_eq!(
             broken.to_string(),

@@ -18,11 +18,8 @@ use super::{format_at, AuditError, Record};
 pub const DEFAULT_FILE_NAME: &str = "audit.db";
 
 /// The triggers that keep the table append-only; `verify` checks that they are all there.
-pub(crate) const GUARDS: [&str; 3] = [
-    "audit_log_no_update",
-    "audit_log_no_delete",
-    "audit_log_next_link",
-];
+pub(crate) const GUARDS: [&str; 3] =
+    ["audit_log_no_update", "audit_log_no_delete", "audit_log_next_link"];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -96,15 +93,11 @@ impl AuditLog {
     pub fn append(&mut self, record: &Record) -> Result<Anchor, AuditError> {
         let at = format_at(record.at)?;
         let details = record.details.to_json();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let (seq, prev_hash) = match last {
             None => (1u64, GENESIS),
@@ -172,17 +165,21 @@ impl AuditLog {
         let rows = stmt.query_map(params![from, limit], |r| {
             let seq: i64 = r.get(0)?;
             let hash: Vec<u8> = r.get(8)?;
-            Ok((seq, hash, StoredEntry {
-                seq: 0,
-                at: r.get(1)?,
-                operator: r.get(2)?,
-                action: r.get(3)?,
-                visit: r.get(4)?,
-                outcome: r.get(5)?,
-                error_code: r.get(6)?,
-                details: r.get(7)?,
-                hash: [0; 32],
-            }))
+            Ok((
+                seq,
+                hash,
+                StoredEntry {
+                    seq: 0,
+                    at: r.get(1)?,
+                    operator: r.get(2)?,
+                    action: r.get(3)?,
+                    visit: r.get(4)?,
+                    outcome: r.get(5)?,
+                    error_code: r.get(6)?,
+                    details: r.get(7)?,
+                    hash: [0; 32],
+                },
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {

@@ -160,12 +160,10 @@ pub fn verify_file(path: &Path) -> Result<VerifyReport, AuditError> {
 pub fn verify_anchored(conn: &Connection, anchor: &Anchor) -> Result<VerifyReport, AuditError> {
     let report = verify(conn)?;
     if anchor.seq > report.entries {
-        return Err(AuditError::Truncated {
-            seq: anchor.seq,
-            entries: report.entries,
-        });
+        return Err(AuditError::Truncated { seq: anchor.seq, entries: report.entries });
     }
-    let seq = i64::try_from(anchor.seq).map_err(|_| AuditError::AnchorMismatch { seq: anchor.seq })?;
+    let seq =
+        i64::try_from(anchor.seq).map_err(|_| AuditError::AnchorMismatch { seq: anchor.seq })?;
     let hash: Vec<u8> =
         conn.query_row("SELECT hash FROM audit_log WHERE seq = ?1", [seq], |r| r.get(0))?;
     if hash != anchor.hash {
@@ -206,10 +204,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, AuditError> {
     check_guards(conn)?;
     Ok(VerifyReport {
         entries,
-        head: (entries > 0).then_some(Anchor {
-            seq: entries,
-            hash: prev,
-        }),
+        head: (entries > 0).then_some(Anchor { seq: entries, hash: prev }),
         first_at,
         last_at,
     })
@@ -217,10 +212,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, AuditError> {
 
 /// Checks one row against its expected number and the previous hash; returns its time.
 fn check_row(row: &Row<'_>, expected: u64, prev: &[u8; 32]) -> Result<String, Break> {
-    let bad = |reason| Break {
-        seq: expected,
-        reason,
-    };
+    let bad = |reason| Break { seq: expected, reason };
     let seq = match row.get_ref(0) {
         Ok(ValueRef::Integer(n)) => u64::try_from(n).map_err(|_| bad(BreakReason::OutOfOrder))?,
         _ => return Err(bad(BreakReason::Malformed("sequence number"))),
@@ -229,10 +221,7 @@ fn check_row(row: &Row<'_>, expected: u64, prev: &[u8; 32]) -> Result<String, Br
         return Err(bad(BreakReason::Missing { found: seq }));
     }
     if seq < expected {
-        return Err(Break {
-            seq,
-            reason: BreakReason::OutOfOrder,
-        });
+        return Err(Break { seq, reason: BreakReason::OutOfOrder });
     }
     let at = text(row, 1).ok_or(bad(BreakReason::Malformed("time")))?;
     let operator = opt_text(row, 2).ok_or(bad(BreakReason::Malformed("operator")))?;
@@ -327,11 +316,9 @@ fn check_guards(conn: &Connection) -> Result<(), AuditError> {
 /// The last entry's number and hash, unchecked.
 pub(crate) fn read_head(conn: &Connection) -> Result<Option<Anchor>, AuditError> {
     let head: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((seq, hash)) = head else {
         return Ok(None);
@@ -360,8 +347,9 @@ mod tests {
         let mut log = AuditLog::with_connection(Connection::open_in_memory().unwrap()).unwrap();
         let op = OperatorId::new("clerk-01").unwrap();
         for i in 0..n {
-            let mut rec = Record::new(datetime!(2026-04-01 00:00 UTC), Some(&op), Action::CardDetected)
-                .details(Details::new().count("i", i as u64));
+            let mut rec =
+                Record::new(datetime!(2026-04-01 00:00 UTC), Some(&op), Action::CardDetected)
+                    .details(Details::new().count("i", i as u64));
             if i % 3 == 2 {
                 rec = rec.failed(ErrorCode::new("card.mute").unwrap());
             }
@@ -372,10 +360,7 @@ mod tests {
 
     #[test]
     fn anchors_print_and_parse() {
-        let a = Anchor {
-            seq: 42,
-            hash: [0xab; 32],
-        };
+        let a = Anchor { seq: 42, hash: [0xab; 32] };
         let text = a.to_string();
         assert_eq!(text, format!("#42 sha256:{}", "ab".repeat(32)));
         assert_eq!(text.parse::<Anchor>(), Ok(a));
@@ -396,10 +381,7 @@ mod tests {
         assert_eq!(rows[2].error_code.as_deref(), Some("card.mute"));
         assert_eq!(report.head.unwrap().hash, rows[4].hash);
         assert!(report.to_string().starts_with("audit log OK: 5 entries from 2026-04-01T"));
-        assert_eq!(
-            log_with(0).verify().unwrap().to_string(),
-            "audit log OK: no entries yet"
-        );
+        assert_eq!(log_with(0).verify().unwrap().to_string(), "audit log OK: no entries yet");
     }
 
     #[test]
@@ -424,10 +406,7 @@ mod tests {
         let log = log_with(4);
         let head = log.head().unwrap().unwrap();
         assert_eq!(verify_anchored(log.connection(), &head).unwrap().entries, 4);
-        let wrong = Anchor {
-            seq: 2,
-            hash: [1; 32],
-        };
+        let wrong = Anchor { seq: 2, hash: [1; 32] };
         assert!(matches!(
             verify_anchored(log.connection(), &wrong),
             Err(AuditError::AnchorMismatch { seq: 2 })

@@ -103,9 +103,7 @@ impl StaffDirectory {
         now: OffsetDateTime,
     ) -> Result<Record, StaffError> {
         let phc = passphrase::hash(&new.passphrase).map_err(StaffError::Hashing)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let supervisors: i64 = tx.query_row(
             "SELECT count(*) FROM staff_operators WHERE role = 'supervisor' AND disabled = 0",
             [],
@@ -134,11 +132,8 @@ impl StaffDirectory {
             params![new.id.as_str(), new.display_name, new.role.as_str(), phc, at],
         )?;
         tx.commit()?;
-        Ok(Record::new(now, by.map(|s| &s.operator), Action::OperatorEnrolled).details(
-            Details::new()
-                .operator("enrolled", &new.id)
-                .name("role", new.role.as_str()),
-        ))
+        Ok(Record::new(now, by.map(|s| &s.operator), Action::OperatorEnrolled)
+            .details(Details::new().operator("enrolled", &new.id).name("role", new.role.as_str())))
     }
 
     /// Signs an operator in. Disabled and locked operators are refused before their
@@ -151,11 +146,7 @@ impl StaffDirectory {
         now: OffsetDateTime,
     ) -> Result<Session, SignInError> {
         let info = self.check_passphrase(id, pass)?;
-        Ok(Session {
-            operator: info.id,
-            role: info.role,
-            since: now,
-        })
+        Ok(Session { operator: info.id, role: info.role, since: now })
     }
 
     /// Ends a session and returns the audit record to append.
@@ -195,16 +186,11 @@ impl StaffDirectory {
         .map_err(StaffError::from)?;
         tx.commit().map_err(StaffError::from)?;
         if ok {
-            Ok(OperatorInfo {
-                failed_sign_ins: 0,
-                ..row.info
-            })
+            Ok(OperatorInfo { failed_sign_ins: 0, ..row.info })
         } else if failed >= MAX_FAILED_SIGN_INS {
             Err(SignInError::Locked)
         } else {
-            Err(SignInError::WrongPassphrase {
-                attempts_left: MAX_FAILED_SIGN_INS - failed,
-            })
+            Err(SignInError::WrongPassphrase { attempts_left: MAX_FAILED_SIGN_INS - failed })
         }
     }
 
@@ -308,10 +294,7 @@ fn read_row(conn: &Connection, id: &OperatorId) -> Result<Option<Row>, StaffErro
     let Some((display_name, role, phc, failed, disabled)) = row else {
         return Ok(None);
     };
-    let corrupt = |what| StaffError::Corrupt {
-        operator: id.to_string(),
-        what,
-    };
+    let corrupt = |what| StaffError::Corrupt { operator: id.to_string(), what };
     let role = Role::from_name(&role).ok_or_else(|| corrupt("role"))?;
     let failed = u32::try_from(failed).map_err(|_| corrupt("failure count"))?;
     Ok(Some(Row {

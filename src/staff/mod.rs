@@ -44,9 +44,7 @@ impl OperatorId {
     /// Checks the form of an id.
     pub fn new(id: &str) -> Option<OperatorId> {
         let ok = (1..=32).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         ok.then(|| OperatorId(id.to_owned()))
     }
 
@@ -166,9 +164,7 @@ impl SignInError {
         if let SignInError::WrongPassphrase { attempts_left } = self {
             details = details.count("attempts_left", u64::from(*attempts_left));
         }
-        Record::new(at, operator, Action::SignIn)
-            .failed(self.audit_code())
-            .details(details)
+        Record::new(at, operator, Action::SignIn).failed(self.audit_code()).details(details)
     }
 }
 
