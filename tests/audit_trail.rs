@@ -373,6 +373,34 @@ fn dropped_guards_alone_fail_verification_and_files_are_checked_not_created() {
 }
 
 #[test]
+fn the_verify_command_prints_one_line_and_an_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_file(dir.path(), 20);
+    let ok = audit::verify_command(dir.path(), None);
+    assert_eq!(ok.exit_code, 0);
+    assert!(ok.text.starts_with("audit log OK: 20 entries from 2026-04-01T00:30:00.000000Z"));
+    let head = audit::verify_file(&path).unwrap().head.unwrap();
+    assert_eq!(audit::verify_command(dir.path(), Some(&head)).exit_code, 0);
+
+    let conn = Connection::open(&path).unwrap();
+    drop_triggers(&conn);
+    conn.execute("UPDATE audit_log SET action = 'fee.waived' WHERE seq = 7", []).unwrap();
+    drop(conn);
+    drop(AuditLog::open(&path).unwrap());
+    let bad = audit::verify_command(dir.path(), Some(&head));
+    assert_eq!(bad.exit_code, 1);
+    assert!(
+        bad.text.ends_with(
+            "audit log broken at entry #7: contents do not match the entry's hash (changed, moved or forged)"
+        ),
+        "{}",
+        bad.text
+    );
+    let absent = audit::verify_command(&dir.path().join("no-such-dir"), None);
+    assert_eq!(absent.exit_code, 2, "{}", absent.text);
+}
+
+#[test]
 fn two_writers_on_one_file_build_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(audit::DEFAULT_FILE_NAME);

@@ -6,7 +6,8 @@
 //!   the chain, in one immediate transaction; SQL triggers refuse UPDATE and DELETE and any
 //!   INSERT that is not the next link;
 //! - [`verify`] / [`verify_file`], which re-hash the whole chain and name the first bad entry
-//!   (changed, removed, inserted or reordered), for `jpki-kiosk audit verify`;
+//!   (changed, removed, inserted or reordered), and [`verify_command`], the one call behind
+//!   `jpki-kiosk audit verify [--data DIR]` (a line to print and an exit status);
 //! - [`Anchor`], the head of the chain printed on the day's ledger, and [`verify_anchored`],
 //!   which also catches a rewritten or truncated chain against such a printed head;
 //! - [`chain`], the canonical encoding that is hashed (documented byte by byte in
@@ -34,7 +35,10 @@ mod verify;
 pub use action::{Action, ErrorCode, Outcome};
 pub use details::Details;
 pub use store::{AuditLog, StoredEntry, DEFAULT_FILE_NAME};
-pub use verify::{verify, verify_anchored, verify_file, Anchor, Break, BreakReason, VerifyReport};
+pub use verify::{
+    verify, verify_anchored, verify_command, verify_file, verify_file_anchored, Anchor, Break,
+    BreakReason, CommandReport, ParseAnchorError, VerifyReport,
+};
 
 use crate::staff::OperatorId;
 

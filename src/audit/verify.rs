@@ -142,17 +142,51 @@ impl fmt::Display for VerifyReport {
 
 /// Opens the database file at `path` read-only and verifies its audit log.
 ///
-/// For `jpki-kiosk audit verify [--data DIR]` (the file is `DIR/`[`super::DEFAULT_FILE_NAME`]):
-/// print the report's `Display` or the error's, and exit with
-/// [`VerifyReport::exit_code`] or [`AuditError::exit_code`]. A missing file is an error,
-/// never an empty log.
+/// A missing file is an error, never an empty log. See [`verify_command`] for the CLI.
 pub fn verify_file(path: &Path) -> Result<VerifyReport, AuditError> {
+    verify(&open_read_only(path)?)
+}
+
+/// [`verify_file`], then [`verify_anchored`] against a printed anchor.
+pub fn verify_file_anchored(path: &Path, anchor: &Anchor) -> Result<VerifyReport, AuditError> {
+    verify_anchored(&open_read_only(path)?, anchor)
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    verify(&conn)
+    Ok(conn)
+}
+
+/// What `jpki-kiosk audit verify [--data DIR] [--anchor '#N sha256:…']` prints and the
+/// status it exits with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandReport {
+    /// One line for the operator: the report, or what is wrong and where.
+    pub text: String,
+    /// 0: the log verified; 1: tampering found (first bad entry named in `text`);
+    /// 2: the log could not be checked (missing file, unreadable database).
+    pub exit_code: i32,
+}
+
+/// Verifies the kiosk database in `data_dir` (the file [`super::DEFAULT_FILE_NAME`]),
+/// against `anchor` when one is given, and says so in one line with an exit status.
+pub fn verify_command(data_dir: &Path, anchor: Option<&Anchor>) -> CommandReport {
+    let path = data_dir.join(super::DEFAULT_FILE_NAME);
+    let result = match anchor {
+        None => verify_file(&path),
+        Some(a) => verify_file_anchored(&path, a),
+    };
+    match result {
+        Ok(report) => CommandReport { text: report.to_string(), exit_code: report.exit_code() },
+        Err(e) => CommandReport {
+            text: format!("audit log of {}: {e}", path.display()),
+            exit_code: e.exit_code(),
+        },
+    }
 }
 
 /// Verifies the chain, then that the entry at `anchor` (from a printed ledger) still has

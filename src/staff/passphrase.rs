@@ -125,7 +125,9 @@ mod tests {
     #[test]
     fn hashes_are_salted_argon2id_with_the_documented_parameters() {
         let p = pass("correct horse battery");
+        let started = std::time::Instant::now();
         let a = hash(&p).unwrap();
+        eprintln!("one Argon2id hash: {:?}", started.elapsed());
         let b = hash(&p).unwrap();
         assert_ne!(a, b, "salts must differ");
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
