@@ -139,3 +139,33 @@ impl StaffDirectory {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn the_record_names_purpose_supervisor_and_visit() {
+        let visit = VisitId::new("v-1").unwrap();
+        let a = SupervisorApproval {
+            purpose: ApprovalPurpose::RevocationForLoss,
+            visit: visit.clone(),
+            requester: OperatorId::new("clerk-01").unwrap(),
+            supervisor: OperatorId::new("sup-01").unwrap(),
+            at: datetime!(2026-04-01 00:00 UTC),
+        };
+        assert!(a.covers(ApprovalPurpose::RevocationForLoss, &visit));
+        assert!(!a.covers(ApprovalPurpose::FeeWaiver, &visit));
+        let rec = a.record();
+        assert_eq!(rec.action, Action::SupervisorApproval);
+        assert_eq!(rec.operator.as_ref().map(|o| o.as_str()), Some("clerk-01"));
+        assert_eq!(rec.visit, Some(visit));
+        assert_eq!(
+            rec.details.to_json(),
+            r#"{"purpose":"revocation_for_loss","supervisor":"sup-01"}"#
+        );
+        assert_eq!(ApprovalPurpose::ProxyPinReset.as_str(), "proxy_pin_reset");
+    }
+}

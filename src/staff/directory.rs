@@ -25,8 +25,7 @@ CREATE TABLE IF NOT EXISTS staff_operators (
 ) STRICT;
 ";
 
-/// An operator to enrol.
-#[derive(Debug)]
+/// An operator to enrol. `Debug` shows the id and role only.
 pub struct NewOperator {
     /// Their id.
     pub id: OperatorId,
@@ -36,6 +35,15 @@ pub struct NewOperator {
     pub role: Role,
     /// Their first passphrase.
     pub passphrase: Passphrase,
+}
+
+impl std::fmt::Debug for NewOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewOperator")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An operator as the directory lists them (no hash).
@@ -308,4 +316,47 @@ fn read_row(conn: &Connection, id: &OperatorId) -> Result<Option<Row>, StaffErro
         },
         phc,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn new_operator(id: &str, role: Role) -> NewOperator {
+        NewOperator {
+            id: OperatorId::new(id).unwrap(),
+            display_name: "若葉 花子".into(),
+            role,
+            passphrase: Passphrase::new("kinmokusei autumn".into()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_names_or_passphrases() {
+        let n = new_operator("sup-01", Role::Supervisor);
+        let text = format!("{n:?}");
+        assert!(!text.contains("若葉") && !text.contains("kinmokusei"), "{text}");
+        let mut dir =
+            StaffDirectory::with_connection(Connection::open_in_memory().unwrap()).unwrap();
+        dir.enrol(None, n, datetime!(2026-04-01 00:00 UTC)).unwrap();
+        let info = dir.operator(&OperatorId::new("sup-01").unwrap()).unwrap().unwrap();
+        assert_eq!(info.display_name, "若葉 花子");
+        assert!(!format!("{info:?}").contains("若葉"));
+    }
+
+    #[test]
+    fn the_first_enrolment_must_be_a_supervisor() {
+        let mut dir =
+            StaffDirectory::with_connection(Connection::open_in_memory().unwrap()).unwrap();
+        let at = datetime!(2026-04-01 00:00 UTC);
+        assert!(matches!(
+            dir.enrol(None, new_operator("clerk-01", Role::Staff), at),
+            Err(StaffError::NotAuthorised(_))
+        ));
+        let rec = dir.enrol(None, new_operator("sup-01", Role::Supervisor), at).unwrap();
+        assert_eq!(rec.operator, None);
+        assert_eq!(rec.action, Action::OperatorEnrolled);
+    }
 }
