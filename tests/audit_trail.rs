@@ -744,6 +744,22 @@ mod logging {
     }
 
     #[test]
+    fn a_journald_socket_nobody_listens_on_falls_back_too() {
+        private_run();
+        std::fs::create_dir_all("/run/systemd/journal").unwrap();
+        // Bound and closed again: the socket file stays, nobody reads it.
+        drop(UnixDatagram::bind("/run/systemd/journal/socket").unwrap());
+        assert!(std::path::Path::new("/run/systemd/journal/socket").exists());
+        let buf = Buffer::default();
+        let b2 = buf.clone();
+        let (dispatch, sink) =
+            logging::dispatch(logging::filter(None, "info").unwrap(), move || b2.clone());
+        assert_eq!(sink, LogSink::Stderr);
+        tracing::dispatcher::with_default(&dispatch, emit);
+        assert!(buf.text().contains("resident=*******001"), "{}", buf.text());
+    }
+
+    #[test]
     fn with_a_journald_socket_events_go_to_the_journal() {
         private_run();
         std::fs::create_dir_all("/run/systemd/journal").unwrap();
