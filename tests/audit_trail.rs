@@ -567,6 +567,32 @@ fn disabled_operators_are_refused_and_sessions_lapse() {
     c.log.append(&c.staff.disable(&sup, &op("clerk-01"), T0).unwrap()).unwrap();
     assert!(!c.staff.still_valid(&clerk).unwrap());
     assert!(matches!(sign_in(&mut c, "clerk-01", CLERK_PASS), Err(SignInError::Disabled)));
+    // The disabled operator's open session can no longer ask for approvals.
+    let visit = VisitId::new("v-1").unwrap();
+    assert!(matches!(
+        c.staff.approve(
+            &clerk,
+            &op("sup-01"),
+            &pass(SUP_PASS),
+            ApprovalPurpose::FeeWaiver,
+            &visit,
+            T0
+        ),
+        Err(ApprovalError::RequesterNotValid)
+    ));
+
+    // A supervisor disabled by another loses their powers at once, session or not.
+    let sup2 = NewOperator {
+        id: op("sup-02"),
+        display_name: "x".into(),
+        role: Role::Supervisor,
+        passphrase: pass(SUP_PASS),
+    };
+    c.staff.enrol(Some(&sup), sup2, T0).unwrap();
+    let sup2 = sign_in(&mut c, "sup-02", SUP_PASS).unwrap();
+    c.staff.disable(&sup2, &op("sup-01"), T0).unwrap();
+    assert!(matches!(c.staff.unlock(&sup, &op("clerk-01"), T0), Err(StaffError::NotAuthorised(_))));
+    assert!(matches!(c.staff.disable(&sup, &op("sup-02"), T0), Err(StaffError::NotAuthorised(_))));
 }
 
 #[test]

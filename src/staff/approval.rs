@@ -98,6 +98,10 @@ pub enum ApprovalError {
     /// The supervisor named is the operator asking: approval needs a second person.
     #[error("the approving supervisor must be someone other than the operator")]
     SameOperator,
+    /// The asking operator's session is no longer valid (disabled or locked since signing
+    /// in).
+    #[error("the asking operator's session is no longer valid")]
+    RequesterNotValid,
     /// The person named is not a supervisor.
     #[error("operator {0} is not a supervisor")]
     NotSupervisor(OperatorId),
@@ -120,6 +124,9 @@ impl StaffDirectory {
     ) -> Result<SupervisorApproval, ApprovalError> {
         if supervisor == requester.operator() {
             return Err(ApprovalError::SameOperator);
+        }
+        if !self.still_valid(requester).map_err(SignInError::from)? {
+            return Err(ApprovalError::RequesterNotValid);
         }
         // Roles are not secret; refusing a non-supervisor before the hash spares a
         // pointless failure on their count.

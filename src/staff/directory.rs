@@ -118,9 +118,9 @@ impl StaffDirectory {
             |r| r.get(0),
         )?;
         match by {
-            Some(s) if s.role == Role::Supervisor => {}
+            Some(s) => self_check_supervisor(&tx, s, "enrol operators")?,
             None if supervisors == 0 && new.role == Role::Supervisor => {}
-            _ => return Err(StaffError::NotAuthorised("enrol operators")),
+            None => return Err(StaffError::NotAuthorised("enrol operators")),
         }
         let exists: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM staff_operators WHERE operator_id = ?1)",
@@ -209,9 +209,7 @@ impl StaffDirectory {
         id: &OperatorId,
         now: OffsetDateTime,
     ) -> Result<Record, StaffError> {
-        if by.role != Role::Supervisor {
-            return Err(StaffError::NotAuthorised("unlock operators"));
-        }
+        self_check_supervisor(&self.conn, by, "unlock operators")?;
         self.set(id, "failed_sign_ins = 0")?;
         Ok(Record::new(now, Some(&by.operator), Action::OperatorUnlocked)
             .details(Details::new().operator("unlocked", id)))
@@ -226,9 +224,7 @@ impl StaffDirectory {
         id: &OperatorId,
         now: OffsetDateTime,
     ) -> Result<Record, StaffError> {
-        if by.role != Role::Supervisor {
-            return Err(StaffError::NotAuthorised("disable operators"));
-        }
+        self_check_supervisor(&self.conn, by, "disable operators")?;
         if &by.operator == id {
             return Err(StaffError::SelfDisable);
         }
@@ -240,9 +236,7 @@ impl StaffDirectory {
     /// Whether a session is still good: its operator exists, is enabled and has the same
     /// role. The kiosk asks this before each staff action.
     pub fn still_valid(&self, session: &Session) -> Result<bool, StaffError> {
-        Ok(self
-            .operator(&session.operator)?
-            .is_some_and(|o| !o.disabled && !o.locked && o.role == session.role))
+        session_valid(&self.conn, session)
     }
 
     /// Sets a new passphrase for the signed-in operator after checking the current one.
@@ -279,6 +273,25 @@ impl StaffDirectory {
             return Err(StaffError::NoSuchOperator(id.clone()));
         }
         Ok(())
+    }
+}
+
+fn session_valid(conn: &Connection, session: &Session) -> Result<bool, StaffError> {
+    Ok(read_row(conn, &session.operator)?
+        .is_some_and(|r| !r.info.disabled && !r.info.locked && r.info.role == session.role))
+}
+
+/// `by` must be a supervisor's session that is still valid: a supervisor disabled or
+/// locked since signing in can no longer manage operators.
+fn self_check_supervisor(
+    conn: &Connection,
+    by: &Session,
+    what: &'static str,
+) -> Result<(), StaffError> {
+    if by.role == Role::Supervisor && session_valid(conn, by)? {
+        Ok(())
+    } else {
+        Err(StaffError::NotAuthorised(what))
     }
 }
 

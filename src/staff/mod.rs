@@ -186,8 +186,8 @@ pub enum StaffError {
     /// The passphrase could not be hashed (the OS random source failed).
     #[error("passphrase hashing failed: {0}")]
     Hashing(argon2::password_hash::Error),
-    /// Only a signed-in supervisor may do this (the first supervisor is the exception: it
-    /// is enrolled while no active supervisor exists).
+    /// Only a signed-in supervisor, still enabled and not locked, may do this (the first
+    /// supervisor is the exception: it is enrolled while no enabled supervisor exists).
     #[error("only a supervisor may {0}")]
     NotAuthorised(&'static str),
     /// A supervisor may not disable themselves (the kiosk would be left without one).
