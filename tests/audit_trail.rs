@@ -94,8 +94,8 @@ fn tamper(sql: &str) -> Result<audit::VerifyReport, AuditError> {
         drop_triggers(&conn);
         conn.execute_batch(sql).unwrap();
     }
-    // Re-opening through the kiosk re-creates the triggers: the chain alone must tell.
-    drop(AuditLog::open(&path).unwrap());
+    // The triggers are put back (as a careful attacker would): the chain alone must tell.
+    drop(AuditLog::open_reinstalling_guards(&path).unwrap());
     audit::verify_file(&path)
 }
 
@@ -229,7 +229,7 @@ fn an_inserted_row_with_a_correct_hash_breaks_the_next_one() {
     )
     .unwrap();
     drop(conn);
-    drop(AuditLog::open(&path).unwrap());
+    drop(AuditLog::open_reinstalling_guards(&path).unwrap());
     let b = broken_at(audit::verify_file(&path));
     assert_eq!(b, Break { seq: 11, reason: BreakReason::HashMismatch });
 }
@@ -246,7 +246,7 @@ fn a_rebuilt_or_shortened_chain_is_caught_by_the_printed_anchor() {
     conn.execute("UPDATE audit_log SET operator = 'clerk-09' WHERE seq = 4", []).unwrap();
     rehash_from(&conn, 4);
     drop(conn);
-    drop(AuditLog::open(&path).unwrap());
+    drop(AuditLog::open_reinstalling_guards(&path).unwrap());
     assert_eq!(audit::verify_file(&path).unwrap().entries, 20);
     let conn = Connection::open(&path).unwrap();
     let err = audit::verify_anchored(&conn, &printed).unwrap_err();
@@ -264,7 +264,7 @@ fn a_rebuilt_or_shortened_chain_is_caught_by_the_printed_anchor() {
         "audit log guards missing: audit_log_no_update, audit_log_no_delete, audit_log_next_link"
     );
     drop(conn);
-    drop(AuditLog::open(&path2).unwrap());
+    drop(AuditLog::open_reinstalling_guards(&path2).unwrap());
     let conn = Connection::open(&path2).unwrap();
     assert!(matches!(
         audit::verify_anchored(&conn, &printed2),
@@ -360,6 +360,19 @@ fn dropped_guards_alone_fail_verification_and_files_are_checked_not_created() {
     drop(conn);
     assert!(matches!(audit::verify_file(&path), Err(AuditError::GuardsMissing { .. })));
 
+    // The kiosk refuses to carry on writing such a log; putting the guards back is an
+    // explicit, recorded step.
+    assert!(matches!(AuditLog::open(&path), Err(AuditError::GuardsMissing { .. })));
+    let (mut log, reinstalled) = AuditLog::open_reinstalling_guards(&path).unwrap();
+    assert_eq!(reinstalled, 1);
+    let rec = Record::new(T0, Some(&op("sup-01")), Action::AuditVerified)
+        .details(Details::new().count("guards_reinstalled", 1));
+    log.append(&rec).unwrap();
+    assert!(log.connection().execute("DELETE FROM audit_log WHERE seq = 1", []).is_err());
+    drop(log);
+    assert_eq!(audit::verify_file(&path).unwrap().entries, 4);
+    assert_eq!(AuditLog::open_reinstalling_guards(&path).unwrap().1, 0);
+
     // A wrong path is an error (exit 2), and verification does not create the file.
     let missing = dir.path().join("nothing-here.db");
     let err = audit::verify_file(&missing).unwrap_err();
@@ -386,7 +399,7 @@ fn the_verify_command_prints_one_line_and_an_exit_status() {
     drop_triggers(&conn);
     conn.execute("UPDATE audit_log SET action = 'fee.waived' WHERE seq = 7", []).unwrap();
     drop(conn);
-    drop(AuditLog::open(&path).unwrap());
+    drop(AuditLog::open_reinstalling_guards(&path).unwrap());
     let bad = audit::verify_command(dir.path(), Some(&head));
     assert_eq!(bad.exit_code, 1);
     assert!(

@@ -75,18 +75,69 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens (creating if needed) the log at `path`.
+    ///
+    /// An existing log whose guards (triggers) are gone is refused with
+    /// [`AuditError::GuardsMissing`]: the kiosk must not quietly put them back and carry on,
+    /// which would hide that someone removed them. See [`Self::open_reinstalling_guards`].
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         AuditLog::with_connection(Connection::open(path)?)
     }
 
-    /// Uses an open connection, creating the table and triggers if they are missing.
+    /// Uses an open connection; creates the table and its triggers in a new database, and
+    /// checks the triggers of an existing one (see [`Self::open`]).
     pub fn with_connection(conn: Connection) -> Result<AuditLog, AuditError> {
+        let log = AuditLog::prepare(conn)?;
+        if log.table_exists()? {
+            verify::check_guards(&log.conn)?;
+        } else {
+            log.conn.execute_batch(SCHEMA)?;
+        }
+        Ok(log)
+    }
+
+    /// Opens the log and puts back any missing trigger; returns the log and how many were
+    /// put back. For a supervisor's recovery after [`AuditError::GuardsMissing`], once the
+    /// incident is investigated: record it (`Action::AuditVerified` with the count, for
+    /// example) in the reopened log.
+    pub fn open_reinstalling_guards(path: &Path) -> Result<(AuditLog, usize), AuditError> {
+        let log = AuditLog::prepare(Connection::open(path)?)?;
+        let missing = match verify::check_guards(&log.conn) {
+            Ok(()) => 0,
+            Err(AuditError::GuardsMissing { missing }) => missing.len(),
+            Err(e) => return Err(e),
+        };
+        // A guard of the right name that no longer aborts is replaced, not kept.
+        for name in GUARDS {
+            let sql: Option<String> = log
+                .conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if sql.is_some_and(|s| !s.contains("RAISE(ABORT")) {
+                log.conn.execute_batch(&format!("DROP TRIGGER {name}"))?;
+            }
+        }
+        log.conn.execute_batch(SCHEMA)?;
+        Ok((log, missing))
+    }
+
+    fn prepare(conn: Connection) -> Result<AuditLog, AuditError> {
         // WAL lets `audit verify` read while the kiosk appends.
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "full")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
         Ok(AuditLog { conn })
+    }
+
+    fn table_exists(&self) -> Result<bool, AuditError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log')",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Appends `record` as the next link and returns where it went in the chain.

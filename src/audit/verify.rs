@@ -325,7 +325,7 @@ fn blob32(row: &Row<'_>, i: usize) -> Option<[u8; 32]> {
 
 /// Each guard must exist and still abort (a trigger of the same name that does nothing
 /// counts as missing).
-fn check_guards(conn: &Connection) -> Result<(), AuditError> {
+pub(crate) fn check_guards(conn: &Connection) -> Result<(), AuditError> {
     let mut missing = Vec::new();
     for name in GUARDS {
         let sql: Option<String> = conn
