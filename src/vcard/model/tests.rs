@@ -433,6 +433,35 @@ fn verify_rows() {
             personalised,
             steps![(SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(AUTH_PIN), 0x63C4)],
         ),
+        (
+            "a wrong PIN drops the verified state",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (verify("ZZZ999"), 0x63C4),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982)
+            ],
+        ),
+        (
+            "a new PIN from RESET RETRY COUNTER must be verified",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                ("002C028006585958313233", 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982),
+                (sel("001B"), 0x9000),
+                (verify("XYX123"), 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
     ]);
 }
 
@@ -679,6 +708,8 @@ fn external_authenticate_rows() {
     assert_eq!(run(&mut card, &apdu).1, 0x6985);
     // Wrong answers count down over the card's life, and a right one never resets them.
     assert_eq!(ext_auth(&mut card, false, true), 0x63C9);
+    // A wrong cryptogram consumes the challenge too.
+    assert_eq!(ext_auth(&mut card, true, false), 0x6985);
     assert_eq!(ext_auth(&mut card, true, true), 0x9000);
     assert_eq!(ext_auth(&mut card, false, true), 0x63C8);
     card.power(PowerEvent::Reset);
@@ -731,6 +762,11 @@ fn admin_commands_need_authentication() {
             "erase",
             personalised,
             steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x6982)],
+        ),
+        (
+            "admin is checked before the selection",
+            personalised,
+            steps![(SELECT_AP, 0x9000), ("00D6000001AA", 0x6982), ("000E0000", 0x6982)],
         ),
         (
             "power off drops admin",
