@@ -1219,3 +1219,47 @@ proptest! {
         }
     }
 }
+
+/// The kiosk's whole personalisation (§5 of the protocol) against the model, ending with a
+/// signature that verifies under the public key the card gave out.
+#[test]
+fn full_personalisation_then_signature() {
+    let mut card = fresh(CardKind::MyNumber);
+    let ok = |card: &mut VirtualCard, apdu: &str| {
+        let (data, sw) = run(card, &hex_apdu(apdu));
+        assert!(sw == 0x9000 || sw >> 8 == 0x61, "{apdu}: {sw:04X}");
+        (data, sw)
+    };
+    ok(&mut card, SELECT_AP);
+    admin_auth(&mut card);
+    ok(&mut card, &sel("0017"));
+    let (mut object, sw) = ok(&mut card, "0047800000");
+    let (rest, _) = ok(&mut card, &format!("00C00000{:02X}", sw & 0xFF));
+    object.extend_from_slice(&rest);
+    let n = BigUint::from_bytes_be(&object[9..265]);
+    let public = RsaPublicKey::new(n, BigUint::from(65537u32)).unwrap();
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, "002C02800435363738");
+    // A certificate in two chunks, read back whole.
+    let cert = [&[0x30, 0x82, 0x01, 0x2C][..], &[0xC3; 300]].concat();
+    ok(&mut card, &sel("000A"));
+    for (i, chunk) in cert.chunks(255).enumerate() {
+        let off = i * 255;
+        ok(&mut card, &format!("00D6{off:04X}{:02X}{}", chunk.len(), hex::encode(chunk)));
+    }
+    let (a, _) = ok(&mut card, "00B0000000");
+    let (b, _) = ok(&mut card, "00B0010000");
+    assert_eq!([a, b].concat(), cert);
+    // A power cycle, as the resident's first use.
+    card.power(PowerEvent::Off);
+    card.power(PowerEvent::On);
+    ok(&mut card, SELECT_AP);
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, &verify("5678"));
+    ok(&mut card, &sel("0017"));
+    let di = sha256_digest_info(b"first login");
+    let (sig, _) = ok(&mut card, &sign_apdu(&di));
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(b"first login"), &sig)
+        .expect("signature under the generated key");
+}
