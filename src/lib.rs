@@ -9,13 +9,17 @@
 //! - [`pki`]: certificate profile and CMP pieces shared by CA and client;
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
-//! - [`rules`]: the counter's rules as pure functions.
+//! - [`rules`]: the counter's rules as pure functions;
+//! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
+//! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ca;
 pub mod card;
+pub mod carddemo;
 pub mod enroll;
+pub mod peers;
 pub mod pki;
 pub mod rules;
 pub mod vcard;
