@@ -371,3 +371,166 @@ mod tests {
         assert!(tlv(&[0x5F]).is_err());
     }
 }
+
+/// The card layer against the virtual card's sans-I/O model: every APDU goes through the
+/// same code as over pcscd, minus the reader.
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use crate::card::admin_key::DEMO_MASTER_KEY;
+    use crate::card::files::fid;
+    use crate::card::jpki_ap::JpkiAp;
+    use crate::card::pin::{AuthPin, SigningPassword};
+    use crate::card::TransportError;
+    use crate::card::apdu::Response;
+    use crate::vcard::{CardKind, CardState, VirtualCard};
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use signature::Verifier;
+
+    struct Model {
+        card: VirtualCard,
+        sent: usize,
+    }
+
+    impl CardTransport for Model {
+        fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Response, TransportError> {
+            self.sent += 1;
+            let (out, _effect) = self.card.process(apdu, &mut rand_core::OsRng);
+            Response::parse(&out).ok_or(TransportError::NoStatusWord)
+        }
+    }
+
+    fn card(kind: CardKind) -> JpkiAp<Model> {
+        let state = CardState::fresh_random(kind, &DEMO_MASTER_KEY, &mut rand_core::OsRng);
+        JpkiAp::new(Model { card: VirtualCard::new(state), sent: 0 })
+    }
+
+    /// A DER SEQUENCE of `n` bytes in all, shaped like a certificate.
+    fn fake_cert(n: usize, fill: u8) -> Vec<u8> {
+        let body = n - 4;
+        let mut v = vec![0x30, 0x82];
+        v.extend_from_slice(&(body as u16).to_be_bytes());
+        v.extend((0..body).map(|i| fill.wrapping_add(i as u8)));
+        v
+    }
+
+    #[test]
+    fn detection_refuses_juki_and_non_jpki_cards() {
+        assert_eq!(card(CardKind::MyNumber).detect(), Ok(()));
+        assert_eq!(card(CardKind::Juki).detect(), Err(CardError::JukiCard));
+        assert!(matches!(card(CardKind::NoJpki).detect(), Err(CardError::NotJpki(_))));
+    }
+
+    #[test]
+    fn issuance_needs_the_right_master_key() {
+        let mut ap = card(CardKind::MyNumber);
+        ap.detect().unwrap();
+        let mut p = Personalizer::new(&mut ap);
+        // Without authentication every issuance command is refused.
+        assert_eq!(p.set_pin(&AuthPin::new("1234").unwrap()), Err(CardError::SecurityNotSatisfied));
+        assert_eq!(p.authenticate(b"not the master key"), Err(CardError::AdminAuthFailed { tries_left: 9 }));
+        assert!(p.authenticate(&DEMO_MASTER_KEY).is_ok());
+        assert_eq!(p.set_pin(&AuthPin::new("1234").unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn full_personalisation_then_use_as_a_client() {
+        let mut ap = card(CardKind::MyNumber);
+        ap.detect().unwrap();
+        let auth_pin = AuthPin::new("4711").unwrap();
+        let password = SigningPassword::new("abc123").unwrap();
+        let auth_cert = fake_cert(900, 1);
+        let sign_cert = fake_cert(1300, 2);
+        let ca_cert = fake_cert(300, 3);
+        let (auth_key, sign_key) = {
+            let mut p = Personalizer::new(&mut ap);
+            p.authenticate(&DEMO_MASTER_KEY).unwrap();
+            let a = p.generate_key_pair(KeySlot::Auth).unwrap();
+            let s = p.generate_key_pair(KeySlot::Sign).unwrap();
+            assert_eq!(p.read_public_key(KeySlot::Auth).unwrap(), a);
+            p.set_pin(&auth_pin).unwrap();
+            p.set_pin(&password).unwrap();
+            (a, s)
+        };
+        ap.verify(&password).unwrap();
+        {
+            let mut p = Personalizer::new(&mut ap);
+            p.write_certificate(fid::AUTH_CERT, &auth_cert).unwrap();
+            p.write_certificate(fid::SIGN_CERT, &sign_cert).unwrap();
+            p.write_certificate(fid::AUTH_CA_CERT, &ca_cert).unwrap();
+            assert_eq!(p.ensure_certificate(fid::AUTH_CA_CERT, &ca_cert), Ok(WriteOutcome::AlreadyThere));
+        }
+        // A new session: the signing certificate hides behind its password.
+        ap.detect().unwrap();
+        assert_eq!(ap.read_certificate(fid::AUTH_CERT).unwrap(), auth_cert);
+        assert_eq!(ap.read_certificate(fid::SIGN_CERT), Err(CardError::SecurityNotSatisfied));
+        assert_eq!(ap.read_certificate(fid::SIGN_CA_CERT), Err(CardError::EmptyFile { fid: fid::SIGN_CA_CERT }));
+        ap.verify(&password).unwrap();
+        assert_eq!(ap.read_certificate(fid::SIGN_CERT).unwrap(), sign_cert);
+
+        // Minimum reads: 1300 bytes is 6 READ BINARYs after the SELECT.
+        let before = ap.transport().sent;
+        ap.read_certificate(fid::SIGN_CERT).unwrap();
+        assert_eq!(ap.transport().sent - before, 1 + 1300usize.div_ceil(256));
+
+        for (slot, key) in [(KeySlot::Auth, &auth_key), (KeySlot::Sign, &sign_key)] {
+            if slot == KeySlot::Auth {
+                assert_eq!(ap.sign_sha256(slot, b"m"), Err(CardError::SecurityNotSatisfied));
+                ap.verify(&auth_pin).unwrap();
+            }
+            let sig = ap.sign_sha256(slot, b"message").unwrap();
+            VerifyingKey::<sha2::Sha256>::new(key.clone())
+                .verify(b"message", &Signature::try_from(sig.as_slice()).unwrap())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn pins_count_down_lock_and_release() {
+        let mut ap = card(CardKind::MyNumber);
+        ap.detect().unwrap();
+        let good = AuthPin::new("1234").unwrap();
+        let bad = AuthPin::new("9999").unwrap();
+        assert_eq!(ap.verify(&good), Err(CardError::PinNotSet));
+        {
+            let mut p = Personalizer::new(&mut ap);
+            p.authenticate(&DEMO_MASTER_KEY).unwrap();
+            p.set_pin(&good).unwrap();
+        }
+        assert_eq!(ap.pin_status(KeySlot::Auth).unwrap().tries_left, 3);
+        assert_eq!(ap.verify(&bad), Err(CardError::WrongPin { tries_left: 2 }));
+        assert_eq!(ap.verify(&bad), Err(CardError::WrongPin { tries_left: 1 }));
+        assert_eq!(ap.verify(&bad), Err(CardError::WrongPin { tries_left: 0 }));
+        assert_eq!(ap.verify(&good), Err(CardError::Blocked));
+        assert!(ap.pin_status(KeySlot::Auth).unwrap().is_blocked());
+        // Lock release needs administration again after SELECT AP.
+        ap.detect().unwrap();
+        assert_eq!(Personalizer::new(&mut ap).release_lock(KeySlot::Auth), Err(CardError::SecurityNotSatisfied));
+        Personalizer::new(&mut ap).authenticate(&DEMO_MASTER_KEY).unwrap();
+        Personalizer::new(&mut ap).release_lock(KeySlot::Auth).unwrap();
+        assert_eq!(ap.verify(&good), Ok(()));
+        // The resident's own change.
+        let new = AuthPin::new("2468").unwrap();
+        ap.change_pin(&good, &new).unwrap();
+        assert_eq!(ap.verify(&new), Ok(()));
+    }
+
+    #[test]
+    fn a_torn_write_is_detected_and_redone() {
+        let mut ap = card(CardKind::MyNumber);
+        ap.detect().unwrap();
+        Personalizer::new(&mut ap).authenticate(&DEMO_MASTER_KEY).unwrap();
+        let cert = fake_cert(800, 9);
+        // The first two chunks only, as if the card left the reader.
+        ap.select(fid::AUTH_CA_CERT).unwrap();
+        for (i, chunk) in cert.chunks(WRITE_CHUNK).take(2).enumerate() {
+            assert_eq!(ap.send(&update_binary((i * WRITE_CHUNK) as u16, chunk)).unwrap().sw, StatusWord::OK);
+        }
+        assert_eq!(ap.read_certificate(fid::AUTH_CA_CERT), Err(CardError::ReadBackMismatch { fid: fid::AUTH_CA_CERT }));
+        assert_eq!(
+            Personalizer::new(&mut ap).ensure_certificate(fid::AUTH_CA_CERT, &cert),
+            Ok(WriteOutcome::Written)
+        );
+        assert_eq!(ap.read_certificate(fid::AUTH_CA_CERT).unwrap(), cert);
+    }
+}
