@@ -240,17 +240,87 @@ fn check(cond: bool, what: impl Into<String>) -> Result<(), DemoError> {
     }
 }
 
+/// The certificates a personalisation wrote, for callers that check the card later.
+#[derive(Debug, Clone)]
+pub struct Personalised {
+    /// `(EF, DER)` of the four certificates, in the order written.
+    pub certificates: Vec<(u16, Vec<u8>)>,
+    /// The auth root (for `auth-ca.pem`).
+    pub auth_ca: Certificate,
+    /// The signing root (for `sign-ca.pem`).
+    pub sign_ca: Certificate,
+}
+
+impl Personalised {
+    /// The DER written to `ef`.
+    pub fn certificate(&self, ef: u16) -> Option<&[u8]> {
+        self.certificates.iter().find(|(f, _)| *f == ef).map(|(_, d)| d.as_slice())
+    }
+}
+
 /// Runs the demo, printing each step to `out`. Leaves `data/card.vcard` personalised and
 /// the CA certificates in `data/ca/`.
 pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
-    let mut clock = Clock { out, started, report: DemoReport::default() };
     let data = opts.data.as_path();
     std::fs::create_dir_all(data.join("ca"))
         .map_err(|source| DemoError::Io { context: format!("creating {}/ca", data.display()), source })?;
+    let mut clock = Clock { out, started, report: DemoReport::default() };
+    let (stack, card) = clock.step("start pcscd+vpcd (private namespaces) and the card", || {
+        let mut stack = CardStack::start(&data.join("stack"))?;
+        let card = stack.start_card(0, &card_file(data), &[])?;
+        Ok((stack, card))
+    })?;
+    let stack_start = started.elapsed();
+    let reader = stack.reader_name(0)?;
+    let (done, mut report) = personalise(&reader, opts, clock.out)?;
+    let mut clock = Clock { out: clock.out, started, report: DemoReport::default() };
+    clock.step("write CA certificates to ca/", || {
+        for (name, cert) in [("auth-ca.pem", &done.auth_ca), ("sign-ca.pem", &done.sign_ca)] {
+            let pem = cert.to_pem(der::pem::LineEnding::LF).map_err(ca_err)?;
+            let path = data.join("ca").join(name);
+            std::fs::write(&path, pem)
+                .map_err(|source| DemoError::Io { context: format!("writing {}", path.display()), source })?;
+        }
+        Ok(())
+    })?;
+    clock.step("stop the card stack", || {
+        drop(card);
+        drop(stack);
+        Ok(())
+    })?;
+    report.steps.extend(clock.report.steps);
+    report.stack_start = stack_start;
+    report.total = started.elapsed();
+    let r = &report;
+    let _ = writeln!(
+        clock.out,
+        "done in {:.2} s: card key generation {:.2} s, waiting for CA keys {:.2} s, stack start {:.2} s, everything else {:.3} s",
+        r.total.as_secs_f64(),
+        r.card_keygen.as_secs_f64(),
+        r.ca_keygen_wait.as_secs_f64(),
+        r.stack_start.as_secs_f64(),
+        r.other().as_secs_f64()
+    );
+    let _ = writeln!(
+        clock.out,
+        "personalisation: {} APDUs (protocol minimum {}), {} bytes sent, {} received",
+        r.personalisation.apdus, r.personalisation_minimum, r.personalisation.bytes_sent, r.personalisation.bytes_received
+    );
+    Ok(report)
+}
 
-    // The test CA's keys are made on the host while the card works: nothing waits on
-    // them until the certificates are built.
+/// Personalises the card in `reader` (this process's pcscd) and checks it as a client:
+/// everything of the demo between starting and stopping the stack.
+pub fn personalise(
+    reader: &std::ffi::CStr,
+    opts: &DemoOptions,
+    out: &mut dyn Write,
+) -> Result<(Personalised, DemoReport), DemoError> {
+    let started = Instant::now();
+    let mut clock = Clock { out, started, report: DemoReport::default() };
+
+    // The test CA's keys are made on the host while the card generates its own.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut rng = rand_core::OsRng;
@@ -258,19 +328,9 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<DemoReport, DemoEr
         let _ = tx.send(keys);
     });
 
-    let t = Instant::now();
-    let (stack, _card) = clock.step("start pcscd+vpcd (private namespaces) and the card", || {
-        let mut stack = CardStack::start(&data.join("stack"))?;
-        let card = stack.start_card(0, &data.join("card.vcard"), &[])?;
-        Ok((stack, card))
-    })?;
-    clock.report.stack_start = t.elapsed();
-    let reader = stack.reader_name(0)?;
-
     let ctx = transport::establish()?;
-    let mut pcsc = PcscTransport::connect(&ctx, &reader)?;
+    let mut pcsc = PcscTransport::connect(&ctx, reader)?;
     let mut personalisation = ApduStats::default();
-
     // --- Personalisation proper ---
     let mut tx1 = pcsc.transaction()?;
     let mut ap = JpkiAp::new(Metered::new(&mut tx1));
@@ -385,37 +445,13 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<DemoReport, DemoEr
     clock.report.personalisation = personalisation;
     clock.report.all = all;
 
-    clock.step("write CA certificates to ca/", || {
-        for (name, cert) in [("auth-ca.pem", &auth_ca.cert), ("sign-ca.pem", &sign_ca.cert)] {
-            let pem = cert.to_pem(der::pem::LineEnding::LF).map_err(ca_err)?;
-            let path = data.join("ca").join(name);
-            std::fs::write(&path, pem)
-                .map_err(|source| DemoError::Io { context: format!("writing {}", path.display()), source })?;
-        }
-        Ok(())
-    })?;
-    clock.step("stop the card stack", || {
-        drop(_card);
-        drop(stack);
-        Ok(())
-    })?;
     clock.report.total = started.elapsed();
-    let r = &clock.report;
-    let _ = writeln!(
-        clock.out,
-        "done in {:.2} s: card key generation {:.2} s, waiting for CA keys {:.2} s, stack start {:.2} s, everything else {:.3} s",
-        r.total.as_secs_f64(),
-        r.card_keygen.as_secs_f64(),
-        r.ca_keygen_wait.as_secs_f64(),
-        r.stack_start.as_secs_f64(),
-        r.other().as_secs_f64()
-    );
-    let _ = writeln!(
-        clock.out,
-        "personalisation: {} APDUs (protocol minimum {}), {} bytes sent, {} received",
-        r.personalisation.apdus, r.personalisation_minimum, r.personalisation.bytes_sent, r.personalisation.bytes_received
-    );
-    Ok(clock.report)
+    let done = Personalised {
+        certificates: plan.iter().map(|(ef, der, _)| (*ef, der.to_vec())).collect(),
+        auth_ca: auth_ca.cert,
+        sign_ca: sign_ca.cert,
+    };
+    Ok((done, clock.report))
 }
 
 /// Where the demo keeps the card (`DIR/card.vcard`).
