@@ -305,15 +305,25 @@ impl Drop for CardStack {
                 }
             }
         }
-        // SIGKILL to unshare: --kill-child makes the kernel kill pcscd with it, and the
-        // namespaces (tmpfs, vpcd ports) vanish with their last process.
+        // SIGTERM to pcscd lets it clean up and unshare reap it; SIGKILL to unshare is
+        // the fallback (--kill-child makes the kernel kill pcscd with it). The namespaces
+        // (tmpfs, vpcd ports) vanish with their last process. `kill(1)` rather than a
+        // libc call keeps this crate free of unsafe code.
+        if self.ns_pid != 0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.ns_pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            match self.unshare.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
-        let proc_dir = PathBuf::from(format!("/proc/{}", self.ns_pid));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.ns_pid != 0 && proc_dir.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 }
 
