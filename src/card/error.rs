@@ -27,6 +27,10 @@ pub enum TransportError {
     /// Someone reset the card: its security state is gone; reconnect and start over.
     #[error("the card was reset")]
     CardReset,
+    /// The card stopped answering in the middle of an exchange but is still reported
+    /// present (a mute or broken card).
+    #[error("the card stopped answering")]
+    CommunicationFailed,
     /// A wait for a card event ran out of time.
     #[error("timed out waiting for the card")]
     Timeout,
@@ -165,7 +169,12 @@ impl CardError {
     pub fn is_card_gone(&self) -> bool {
         matches!(
             self,
-            CardError::Transport(TransportError::CardRemoved | TransportError::CardReset | TransportError::NoCard)
+            CardError::Transport(
+                TransportError::CardRemoved
+                    | TransportError::CardReset
+                    | TransportError::NoCard
+                    | TransportError::CommunicationFailed
+            )
         )
     }
 }

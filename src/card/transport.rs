@@ -62,11 +62,38 @@ pub fn get_response(le: u16) -> Command {
 
 fn pcsc_transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<Response, TransportError> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-    let out = card.transmit(apdu, &mut buf)?;
-    let resp = Response::parse(out).ok_or(TransportError::NoStatusWord);
-    // The buffer may hold a signature input echo or other card data: wipe it.
+    let resp = match card.transmit(apdu, &mut buf) {
+        Ok(out) => Response::parse(out).ok_or_else(|| after_failure(card, TransportError::NoStatusWord)),
+        Err(
+            pcsc::Error::NotTransacted | pcsc::Error::CommError | pcsc::Error::UnresponsiveCard,
+        ) => Err(after_failure(card, TransportError::CommunicationFailed)),
+        Err(e) => Err(e.into()),
+    };
+    // The buffer may hold card data: wipe it.
     zeroize::Zeroize::zeroize(&mut buf[..]);
     resp
+}
+
+/// pcsc-lite and vpcd report a card that vanished in the middle of an exchange as a
+/// failed transmission (`SCARD_E_NOT_TRANSACTED`) or an empty answer, not as a removal:
+/// ask pcscd whether the card is still there, giving its presence poll (~0.4 s with
+/// vpcd) the time to notice. `otherwise` when it stays present.
+fn after_failure(card: &pcsc::Card, otherwise: TransportError) -> TransportError {
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    loop {
+        match card.status2_owned() {
+            Ok(s) if s.status().contains(pcsc::Status::PRESENT) => {}
+            Ok(_) | Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => {
+                return TransportError::CardRemoved
+            }
+            Err(pcsc::Error::ResetCard) => return TransportError::CardReset,
+            Err(other) => return other.into(),
+        }
+        if Instant::now() >= deadline {
+            return otherwise;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Opens a PC/SC context (fails with [`TransportError::NoService`] when pcscd is down).

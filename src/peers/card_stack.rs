@@ -289,6 +289,9 @@ impl CardStack {
             child: Arc::new(Mutex::new(None)),
         };
         self.cards.push(card.child.clone());
+        // A card killed a moment ago may still look present until pcscd's next presence
+        // poll: wait until the slot is seen empty, or the new card would be mistaken for it.
+        card.wait_absent()?;
         card.spawn()?;
         card.wait_present(Duration::from_secs(10))?;
         Ok(card)
@@ -431,15 +434,35 @@ impl CardProcess {
         }
     }
 
-    /// SIGKILL, as a card pulled mid-operation: no chance to finish anything.
+    /// A handle that kills this card from another thread.
+    pub fn kill_handle(&self) -> KillHandle {
+        KillHandle { child: self.child.clone() }
+    }
+
+    /// SIGKILL, as a card pulled mid-operation: no chance to finish anything. Returns
+    /// once pcscd reports the reader empty.
     pub fn kill(&mut self) -> Result<(), StackError> {
         self.with_child(|c| {
             if let Some(mut child) = c.take() {
                 let _ = child.kill();
                 child.wait().map_err(io_err("reaping jpki-vcard"))?;
             }
-            Ok(())
-        })
+            Ok::<(), StackError>(())
+        })?;
+        self.wait_absent()
+    }
+
+    fn wait_absent(&self) -> Result<(), StackError> {
+        let ctx = transport::establish()?;
+        match transport::wait_for_removal(&ctx, &self.reader, Duration::from_secs(5)) {
+            Ok(()) => Ok(()),
+            Err(TransportError::Timeout) => Err(StackError::StartTimeout {
+                what: "an empty reader (is another card still plugged in?)",
+                secs: 5,
+                log: self.log.display().to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Kills the card if it still runs and starts it again with the same state file and
@@ -459,9 +482,27 @@ impl CardProcess {
     }
 }
 
+/// Kills a [`CardProcess`] from another thread (a card pulled while the kiosk is in the
+/// middle of a command).
+#[derive(Clone)]
+pub struct KillHandle {
+    child: Arc<Mutex<Option<Child>>>,
+}
+
+impl KillHandle {
+    /// SIGKILL now; the owning [`CardProcess`] can restart it later.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for CardProcess {
     fn drop(&mut self) {
-        let _ = self.kill();
+        // No wait for pcscd here: the next start_card in this slot waits for it.
+        self.kill_handle().kill();
     }
 }
 
