@@ -277,3 +277,44 @@ fn a_status_word_the_kiosk_does_not_expect_is_kept_as_data() {
     // The next attempt goes through.
     Personalizer::new(&mut ap).authenticate(&DEMO_MASTER_KEY).unwrap();
 }
+
+#[test]
+fn the_kiosk_holds_the_card_exclusively_and_sees_it_come_and_go() {
+    let mut rig = Rig::new();
+    let ctx = transport::establish().unwrap();
+    // Slot 1 stays empty: no card, and waiting for one times out.
+    assert!(matches!(
+        PcscTransport::connect(&ctx, &rig.reader(1)).map(|_| ()),
+        Err(jpki_kiosk::card::TransportError::NoCard)
+    ));
+    assert_eq!(
+        transport::wait_for_card(&ctx, &rig.reader(1), Duration::from_millis(300)).unwrap_err(),
+        jpki_kiosk::card::TransportError::Timeout
+    );
+
+    let mut card = rig.card(0, "c.vcard", &[]);
+    let mut first = rig.connect(0);
+    // Exclusive share mode: nobody else gets in between the kiosk's APDUs.
+    assert!(matches!(
+        PcscTransport::connect(&ctx, &rig.reader(0)).map(|_| ()),
+        Err(jpki_kiosk::card::TransportError::Pcsc(pcsc::Error::SharingViolation))
+    ));
+    {
+        let mut tx = first.transaction().unwrap();
+        JpkiAp::new(&mut tx).detect().unwrap();
+    }
+    drop(first);
+    let mut second = rig.connect(0);
+    JpkiAp::new(&mut second).detect().unwrap();
+
+    // The card leaves and comes back: events, then a fresh connection.
+    card.kill().unwrap();
+    assert_eq!(
+        transport::wait_for_card(&ctx, &rig.reader(0), Duration::from_millis(300)).unwrap_err(),
+        jpki_kiosk::card::TransportError::Timeout
+    );
+    card.restart().unwrap();
+    transport::wait_for_card(&ctx, &rig.reader(0), SECS10).unwrap();
+    second.reconnect(SECS10).unwrap();
+    JpkiAp::new(&mut second).detect().unwrap();
+}

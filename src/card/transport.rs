@@ -455,6 +455,37 @@ mod tests {
     }
 
     #[test]
+    fn traces_show_the_header_and_never_the_data() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut m = Metered::new(script(&[&[0x63, 0xC2]]));
+            let pin = crate::card::pin::AuthPin::new("4711").unwrap();
+            m.transmit(&crate::card::jpki_ap::verify(&pin)).unwrap();
+        });
+        let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("APDU 00 20 00 80 lc=4 le=0 -> 0 bytes SW 63 C2"), "{logged}");
+        assert!(!logged.contains("4711") && !logged.contains("34 37 31 31") && !logged.contains("34373131"), "{logged}");
+    }
+
+    #[test]
     fn header_lengths_of_the_four_cases() {
         assert_eq!(header_lengths(&[0, 0x20, 0, 0x80]), (0, 0));
         assert_eq!(header_lengths(&[0, 0xB0, 0, 0, 0]), (0, 256));
