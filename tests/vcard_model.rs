@@ -298,8 +298,7 @@ fn fail_sw_answers_without_executing() {
     let dir = tempfile::tempdir().unwrap();
     let path = card_with_auth_pin(dir.path());
     let vpcd = Vpcd::new();
-    let _card =
-        Card::spawn(&path, vpcd.port(), &["--fail-sw", "6A82@2", "--fail-sw", "6F00@3"]);
+    let _card = Card::spawn(&path, vpcd.port(), &["--fail-sw", "6A82@2", "--fail-sw", "6F00@3"]);
     let mut c = vpcd.accept();
     assert_eq!(c.atr(), ATR);
     assert_eq!(c.sw(SELECT_AP), 0x9000);
@@ -313,12 +312,25 @@ fn fail_sw_answers_without_executing() {
 #[test]
 fn real_card_profile_slows_signatures_and_the_link() {
     let dir = tempfile::tempdir().unwrap();
-    let path = card_with_auth_pin(dir.path());
+    let path = dir.path().join("card.json");
+    let mut s = CardState::fresh_random(CardKind::MyNumber, &DEMO_MASTER_KEY, &mut OsRng);
+    s.auth_pin.hash = Some(s.pin_hash(KeySlot::Auth, b"1234"));
+    s.auth_key = Some(rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap());
+    StateFile::new(&path).create(&s).unwrap();
     let vpcd = Vpcd::new();
     let _card = Card::spawn(
         &path,
         vpcd.port(),
-        &["--profile", "real-card", "--link-bytes-per-sec", "1000", "--latency-ms", "50"],
+        &[
+            "--profile",
+            "real-card",
+            "--sign-ms",
+            "400",
+            "--link-bytes-per-sec",
+            "1000",
+            "--latency-ms",
+            "50",
+        ],
     );
     let mut c = vpcd.accept();
     assert_eq!(c.atr(), ATR);
@@ -331,6 +343,18 @@ fn real_card_profile_slows_signatures_and_the_link() {
     let t = Instant::now();
     assert_eq!(c.atr(), ATR);
     assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    assert_eq!(c.sw("00A4020C020018"), 0x9000);
+    assert_eq!(c.sw(&verify("1234")), 0x9000);
+    assert_eq!(c.sw("00A4020C020017"), 0x9000);
+    // SHA-256 DigestInfo of 32 zero bytes: 57-byte command, 258-byte reply.
+    let apdu =
+        format!("802A008033{}{}00", "3031300d060960864801650304020105000420", "00".repeat(32));
+    let t = Instant::now();
+    let (sig, sw) = c.transmit(&hex::decode(apdu).unwrap()).unwrap();
+    let took = t.elapsed();
+    assert_eq!((sig.len(), sw), (256, 0x9000));
+    // 400 ms signature + 315 bytes at 1000 B/s + 50 ms latency.
+    assert!(took >= Duration::from_millis(765), "{took:?}");
 }
 
 /// vpcd splits each frame in two writes; without TCP_QUICKACK on the card each APDU

@@ -27,7 +27,11 @@ use jpki_kiosk::vcard::{
 const EXIT_CARD_PULLED: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "jpki-vcard", version, about = "Virtual JPKI card for pcscd's vpcd reader (test peer)")]
+#[command(
+    name = "jpki-vcard",
+    version,
+    about = "Virtual JPKI card for pcscd's vpcd reader (test peer)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -241,7 +245,8 @@ fn show(file: &StateFile) -> Result<()> {
         None => println!("JPKI-AP: none"),
     }
     println!("admin key tries left: {}/{ADMIN_KEY_TRIES}", s.admin_tries_left);
-    for (name, slot) in [("auth PIN 0018", KeySlot::Auth), ("signing password 001B", KeySlot::Sign)] {
+    for (name, slot) in [("auth PIN 0018", KeySlot::Auth), ("signing password 001B", KeySlot::Sign)]
+    {
         let p = s.pin(slot);
         let status = match (&p.hash, p.tries_left) {
             (None, _) => "not set",

@@ -409,7 +409,9 @@ impl VirtualCard {
             (0x80, ins::COMPUTE_SIGNATURE) => self.compute_signature(cmd, rng, effect),
             (0x00, ins::GET_DATA) => self.get_data(cmd),
             (0x00, ins::GET_CHALLENGE) => self.get_challenge(cmd, rng),
-            (0x00, ins::EXTERNAL_AUTHENTICATE) => self.external_authenticate(cmd, challenge, effect),
+            (0x00, ins::EXTERNAL_AUTHENTICATE) => {
+                self.external_authenticate(cmd, challenge, effect)
+            }
             (0x00, ins::GENERATE_KEY_PAIR) => self.generate(cmd, effect),
             (0x00, ins::GET_RESPONSE) => self.get_response(cmd, pending),
             (0x00, ins::RESET_RETRY_COUNTER) => self.reset_retry_counter(cmd, effect),
@@ -471,9 +473,7 @@ impl VirtualCard {
         let offset = usize::from(u16::from_be_bytes([cmd.p1, cmd.p2]));
         let content: &[u8] = match self.vol.selected {
             None => return sw(StatusWord::NO_CURRENT_EF),
-            Some(Selected::Key(_) | Selected::Pin(_)) => {
-                return sw(StatusWord::INCOMPATIBLE_FILE)
-            }
+            Some(Selected::Key(_) | Selected::Pin(_)) => return sw(StatusWord::INCOMPATIBLE_FILE),
             Some(Selected::Cert(fid::SIGN_CERT)) if !self.vol.sign_verified => {
                 return sw(StatusWord::SECURITY_NOT_SATISFIED)
             }
@@ -750,9 +750,7 @@ impl VirtualCard {
         let offset = usize::from(u16::from_be_bytes([cmd.p1, cmd.p2]));
         let f = match self.vol.selected {
             None => return sw(StatusWord::NO_CURRENT_EF),
-            Some(Selected::Key(_) | Selected::Pin(_)) => {
-                return sw(StatusWord::INCOMPATIBLE_FILE)
-            }
+            Some(Selected::Key(_) | Selected::Pin(_)) => return sw(StatusWord::INCOMPATIBLE_FILE),
             // The token EF is written at manufacture only.
             Some(Selected::Token) => return sw(StatusWord::SECURITY_NOT_SATISFIED),
             Some(Selected::Cert(f)) => f,

@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::model::{CardKind, CardState, PinRecord, KEY_BITS, PIN_SALT_LEN};
-use crate::card::files::{
-    KeySlot, ADMIN_KEY_TRIES, CERT_EF_CAPACITY, SERIAL_LEN, TOKEN_LEN,
-};
+use crate::card::files::{KeySlot, ADMIN_KEY_TRIES, CERT_EF_CAPACITY, SERIAL_LEN, TOKEN_LEN};
 
 /// The state file format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,6 +59,9 @@ pub enum StateError {
         /// The version found in the file.
         found: u32,
     },
+    /// The state could not be serialised (a key the PKCS#8 encoder refused).
+    #[error("cannot encode the card state: {0}")]
+    Encode(String),
     /// A new card was asked for where a card already exists.
     #[error("{0} already exists; remove it first to make a new card")]
     AlreadyExists(PathBuf),
@@ -175,7 +176,7 @@ impl StateFile {
     pub fn save(&self, state: &CardState) -> Result<(), StateError> {
         let json = Zeroizing::new(
             serde_json::to_string_pretty(&encode(state)?)
-                .map_err(|e| self.corrupt(format!("cannot encode: {e}")))?,
+                .map_err(|e| StateError::Encode(e.to_string()))?,
         );
         let temp = self.temp_path();
         let mut f = OpenOptions::new()
@@ -218,10 +219,9 @@ fn encode(state: &CardState) -> Result<FileV1, StateError> {
     let key = |k: &Option<RsaPrivateKey>| -> Result<Option<Zeroizing<String>>, StateError> {
         k.as_ref()
             .map(|k| {
-                let der = k.to_pkcs8_der().map_err(|e| StateError::Corrupt {
-                    path: PathBuf::new(),
-                    reason: format!("cannot encode a private key: {e}"),
-                })?;
+                let der = k
+                    .to_pkcs8_der()
+                    .map_err(|e| StateError::Encode(format!("private key: {e}")))?;
                 Ok(Zeroizing::new(hex::encode(der.as_bytes())))
             })
             .transpose()
@@ -250,10 +250,7 @@ fn encode(state: &CardState) -> Result<FileV1, StateError> {
 
 fn fixed<const N: usize>(field: &str, text: &str) -> Result<[u8; N], String> {
     let bytes = Zeroizing::new(hex::decode(text).map_err(|e| format!("{field}: {e}"))?);
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("{field}: {} bytes, expected {N}", bytes.len()))
+    bytes.as_slice().try_into().map_err(|_| format!("{field}: {} bytes, expected {N}", bytes.len()))
 }
 
 fn decode(f: FileV1) -> Result<CardState, String> {
@@ -266,7 +263,11 @@ fn decode(f: FileV1) -> Result<CardState, String> {
     };
     let pin = |field: &str, p: &PinV1, slot: KeySlot| -> Result<PinRecord, String> {
         if p.tries_left > slot.pin_tries() {
-            return Err(format!("{field}: {} tries left, at most {}", p.tries_left, slot.pin_tries()));
+            return Err(format!(
+                "{field}: {} tries left, at most {}",
+                p.tries_left,
+                slot.pin_tries()
+            ));
         }
         let hash = match &p.hash {
             Some(h) => Some(Zeroizing::new(fixed::<32>(field, h)?)),
@@ -274,7 +275,9 @@ fn decode(f: FileV1) -> Result<CardState, String> {
         };
         Ok(PinRecord { hash, tries_left: p.tries_left })
     };
-    let key = |field: &str, k: &Option<Zeroizing<String>>| -> Result<Option<RsaPrivateKey>, String> {
+    let key = |field: &str,
+               k: &Option<Zeroizing<String>>|
+     -> Result<Option<RsaPrivateKey>, String> {
         let Some(text) = k else { return Ok(None) };
         let der = Zeroizing::new(hex::decode(text.as_str()).map_err(|e| format!("{field}: {e}"))?);
         let key = RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| format!("{field}: {e}"))?;

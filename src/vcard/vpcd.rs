@@ -335,11 +335,9 @@ impl Session<'_> {
             tracing::warn!(n, %header, "fault: card pulled after executing this APDU");
             return Ok(Some(ServeExit::CardPulled { apdu: n, executed: true }));
         }
-        let delay = self.config.timing.delay(
-            effect.operation,
-            apdu.len() + reply.len(),
-            started.elapsed(),
-        ) + faults.latency;
+        let delay =
+            self.config.timing.delay(effect.operation, apdu.len() + reply.len(), started.elapsed())
+                + faults.latency;
         if !delay.is_zero() {
             thread::sleep(delay);
         }
@@ -419,8 +417,14 @@ mod tests {
         assert_eq!(d, Duration::from_micros(15_750) + Duration::from_millis(250));
         // Real work longer than the model adds nothing for the work itself.
         assert_eq!(p.delay(Operation::KeyGeneration, 0, Duration::from_secs(11)), Duration::ZERO);
-        assert_eq!(p.delay(Operation::KeyGeneration, 0, Duration::from_secs(1)), Duration::from_secs(9));
-        assert_eq!(TimingProfile::FAST.delay(Operation::Signature, 10_000, Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            p.delay(Operation::KeyGeneration, 0, Duration::from_secs(1)),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            TimingProfile::FAST.delay(Operation::Signature, 10_000, Duration::ZERO),
+            Duration::ZERO
+        );
     }
 
     #[test]

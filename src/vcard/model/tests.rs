@@ -85,7 +85,10 @@ fn verify(pin: &str) -> String {
     format!("00200080{:02X}{}", pin.len(), hex::encode(pin))
 }
 
-fn run_rows(rows: &[(&str, fn() -> VirtualCard, Vec<(String, u16)>)]) {
+/// A table row: name, card factory, then (APDU hex or ADMIN/OFF/ON, expected SW) steps.
+type Row<'a> = (&'a str, fn() -> VirtualCard, Vec<(String, u16)>);
+
+fn run_rows(rows: &[Row<'_>]) {
     for (name, make, steps) in rows {
         let mut card = make();
         for (i, (apdu, want)) in steps.iter().enumerate() {
@@ -104,7 +107,10 @@ fn run_rows(rows: &[(&str, fn() -> VirtualCard, Vec<(String, u16)>)]) {
                 }
                 hexs => run(&mut card, &hex_apdu(hexs)).1,
             };
-            assert_eq!(got, *want, "row {name:?}, step {i} ({apdu}): got {got:04X}, want {want:04X}");
+            assert_eq!(
+                got, *want,
+                "row {name:?}, step {i} ({apdu}): got {got:04X}, want {want:04X}"
+            );
         }
     }
 }
@@ -133,53 +139,170 @@ fn malformed_unknown_cla_and_ins() {
 fn select_rows() {
     run_rows(&[
         ("select AP", personalised, steps![(SELECT_AP, 0x9000)]),
-        ("AP absent on a non-JPKI card", || fresh(CardKind::NoJpki), steps![(SELECT_AP, 0x6A82), (sel("0006"), 0x6A82)]),
+        (
+            "AP absent on a non-JPKI card",
+            || fresh(CardKind::NoJpki),
+            steps![(SELECT_AP, 0x6A82), (sel("0006"), 0x6A82)],
+        ),
         ("Juki card has the AP", || fresh(CardKind::Juki), steps![(SELECT_AP, 0x9000)]),
         ("EF before AP", personalised, steps![(sel("000A"), 0x6A82)]),
-        ("unknown FID keeps selection", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("000A"), 0x9000), (sel("1234"), 0x6A82), ("00B0000004", 0x9000)]),
-        ("foreign AID keeps security state", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(SIGN_PIN), 0x9000),
-            ("00A4040007A0000002471001", 0x6A82), ("00A4040C07A0000000791000", 0x6A82),
-            (sel("0001"), 0x9000), ("00B0000004", 0x9000)]),
-        ("foreign AID keeps the selection", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0006"), 0x9000), ("00A404000BE82B0601040181C31F020100", 0x6A82),
-            ("00B0000004", 0x9000)]),
-        ("select AP clears verified PINs", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(SIGN_PIN), 0x9000),
-            (SELECT_AP, 0x9000), (sel("0001"), 0x9000), ("00B0000004", 0x6982)]),
-        ("select AP clears admin", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (SELECT_AP, 0x9000), (sel("000A"), 0x9000),
-            ("000E0000", 0x6982)]),
-        ("select AP clears selection", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("000A"), 0x9000), (SELECT_AP, 0x9000), ("00B0000004", 0x6986)]),
+        (
+            "unknown FID keeps selection",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("000A"), 0x9000),
+                (sel("1234"), 0x6A82),
+                ("00B0000004", 0x9000)
+            ],
+        ),
+        (
+            "foreign AID keeps security state",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                ("00A4040007A0000002471001", 0x6A82),
+                ("00A4040C07A0000000791000", 0x6A82),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
+        (
+            "foreign AID keeps the selection",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0006"), 0x9000),
+                ("00A404000BE82B0601040181C31F020100", 0x6A82),
+                ("00B0000004", 0x9000)
+            ],
+        ),
+        (
+            "select AP clears verified PINs",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982)
+            ],
+        ),
+        (
+            "select AP clears admin",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("000A"), 0x9000),
+                ("000E0000", 0x6982)
+            ],
+        ),
+        (
+            "select AP clears selection",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("000A"), 0x9000),
+                (SELECT_AP, 0x9000),
+                ("00B0000004", 0x6986)
+            ],
+        ),
         ("wrong P1", personalised, steps![(SELECT_AP, 0x9000), ("00A4000C023F00", 0x6A86)]),
-        ("FID of wrong length", personalised, steps![(SELECT_AP, 0x9000), ("00A4020C03000A00", 0x6700)]),
+        (
+            "FID of wrong length",
+            personalised,
+            steps![(SELECT_AP, 0x9000), ("00A4020C03000A00", 0x6700)],
+        ),
     ]);
 }
 
 #[test]
 fn read_binary_rows() {
     run_rows(&[
-        ("token", personalised, steps![(SELECT_AP, 0x9000), (sel("0006"), 0x9000), ("00B0000000", 0x9000)]),
-        ("offset at end", personalised, steps![(SELECT_AP, 0x9000), (sel("0006"), 0x9000), ("00B0002001", 0x6B00)]),
-        ("offset past end", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0020000", 0x6B00)]),
-        ("empty EF", || fresh(CardKind::MyNumber), steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0000004", 0x6B00)]),
-        ("sign cert before password", personalised, steps![(SELECT_AP, 0x9000), (sel("0001"), 0x9000), ("00B0000004", 0x6982)]),
-        ("sign cert after auth PIN only", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000),
-            (sel("0001"), 0x9000), ("00B0000004", 0x6982)]),
-        ("sign cert after password", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(SIGN_PIN), 0x9000),
-            (sel("0001"), 0x9000), ("00B0000004", 0x9000)]),
-        ("CA certs always", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("000B"), 0x9000), ("00B0000004", 0x9000),
-            (sel("0002"), 0x9000), ("00B0000004", 0x9000)]),
-        ("key IEF", personalised, steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("00B0000004", 0x6981)]),
-        ("PIN IEF", personalised, steps![(SELECT_AP, 0x9000), (sel("001B"), 0x9000), ("00B0000004", 0x6981)]),
+        (
+            "token",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0006"), 0x9000), ("00B0000000", 0x9000)],
+        ),
+        (
+            "offset at end",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0006"), 0x9000), ("00B0002001", 0x6B00)],
+        ),
+        (
+            "offset past end",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0020000", 0x6B00)],
+        ),
+        (
+            "empty EF",
+            || fresh(CardKind::MyNumber),
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0000004", 0x6B00)],
+        ),
+        (
+            "sign cert before password",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0001"), 0x9000), ("00B0000004", 0x6982)],
+        ),
+        (
+            "sign cert after auth PIN only",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982)
+            ],
+        ),
+        (
+            "sign cert after password",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
+        (
+            "CA certs always",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("000B"), 0x9000),
+                ("00B0000004", 0x9000),
+                (sel("0002"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
+        (
+            "key IEF",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("00B0000004", 0x6981)],
+        ),
+        (
+            "PIN IEF",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("001B"), 0x9000), ("00B0000004", 0x6981)],
+        ),
         ("nothing selected", personalised, steps![(SELECT_AP, 0x9000), ("00B0000004", 0x6986)]),
-        ("short EF form", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0850004", 0x6A86)]),
-        ("no Le", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B00000", 0x6700)]),
+        (
+            "short EF form",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B0850004", 0x6A86)],
+        ),
+        (
+            "no Le",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00B00000", 0x6700)],
+        ),
     ]);
 }
 
@@ -207,34 +330,138 @@ fn verify_rows() {
     let wrong_auth = verify("9999");
     let wrong_sign = verify("ZZZ999");
     run_rows(&[
-        ("right", personalised, steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000)]),
-        ("wrong counts down, right restores", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (wrong_auth.clone(), 0x63C2),
-            (wrong_auth.clone(), 0x63C1), (verify(AUTH_PIN), 0x9000), ("00200080", 0x63C3)]),
-        ("auth locks after 3", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (wrong_auth.clone(), 0x63C2),
-            (wrong_auth.clone(), 0x63C1), (wrong_auth.clone(), 0x63C0), (verify(AUTH_PIN), 0x6984),
-            (wrong_auth.clone(), 0x6984), ("00200080", 0x63C0)]),
-        ("signing locks after 5", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (wrong_sign.clone(), 0x63C4),
-            (wrong_sign.clone(), 0x63C3), (wrong_sign.clone(), 0x63C2), (wrong_sign.clone(), 0x63C1),
-            (wrong_sign.clone(), 0x63C0), (verify(SIGN_PIN), 0x6984)]),
-        ("lock survives power", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (wrong_auth.clone(), 0x63C2), ("OFF", 0x9000),
-            ("ON", 0x9000), (SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200080", 0x63C2)]),
-        ("retry query always 63Cx, even verified", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200080", 0x63C3), (verify(AUTH_PIN), 0x9000),
-            ("00200080", 0x63C3), (sel("001B"), 0x9000), ("00200080", 0x63C5)]),
-        ("retry query on an unset PIN", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200080", 0x63C3)]),
-        ("PIN not set", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x6985)]),
-        ("other EF selected", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("000A"), 0x9000), (verify(AUTH_PIN), 0x6986), ("00200080", 0x6986)]),
+        (
+            "right",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000)],
+        ),
+        (
+            "wrong counts down, right restores",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (wrong_auth.clone(), 0x63C2),
+                (wrong_auth.clone(), 0x63C1),
+                (verify(AUTH_PIN), 0x9000),
+                ("00200080", 0x63C3)
+            ],
+        ),
+        (
+            "auth locks after 3",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (wrong_auth.clone(), 0x63C2),
+                (wrong_auth.clone(), 0x63C1),
+                (wrong_auth.clone(), 0x63C0),
+                (verify(AUTH_PIN), 0x6984),
+                (wrong_auth.clone(), 0x6984),
+                ("00200080", 0x63C0)
+            ],
+        ),
+        (
+            "signing locks after 5",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (wrong_sign.clone(), 0x63C4),
+                (wrong_sign.clone(), 0x63C3),
+                (wrong_sign.clone(), 0x63C2),
+                (wrong_sign.clone(), 0x63C1),
+                (wrong_sign.clone(), 0x63C0),
+                (verify(SIGN_PIN), 0x6984)
+            ],
+        ),
+        (
+            "lock survives power",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (wrong_auth.clone(), 0x63C2),
+                ("OFF", 0x9000),
+                ("ON", 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                ("00200080", 0x63C2)
+            ],
+        ),
+        (
+            "retry query always 63Cx, even verified",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                ("00200080", 0x63C3),
+                (verify(AUTH_PIN), 0x9000),
+                ("00200080", 0x63C3),
+                (sel("001B"), 0x9000),
+                ("00200080", 0x63C5)
+            ],
+        ),
+        (
+            "retry query on an unset PIN",
+            || fresh(CardKind::MyNumber),
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200080", 0x63C3)],
+        ),
+        (
+            "PIN not set",
+            || fresh(CardKind::MyNumber),
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x6985)],
+        ),
+        (
+            "other EF selected",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("000A"), 0x9000),
+                (verify(AUTH_PIN), 0x6986),
+                ("00200080", 0x6986)
+            ],
+        ),
         ("nothing selected", personalised, steps![(SELECT_AP, 0x9000), (verify(AUTH_PIN), 0x6986)]),
-        ("wrong P2", personalised, steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200081", 0x6A86)]),
-        ("PIN of one slot is not the other's", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(AUTH_PIN), 0x63C4)]),
+        (
+            "wrong P2",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("00200081", 0x6A86)],
+        ),
+        (
+            "PIN of one slot is not the other's",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(AUTH_PIN), 0x63C4)],
+        ),
+        (
+            "a wrong PIN drops the verified state",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (verify("ZZZ999"), 0x63C4),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982)
+            ],
+        ),
+        (
+            "a new PIN from RESET RETRY COUNTER must be verified",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                ("002C028006585958313233", 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982),
+                (sel("001B"), 0x9000),
+                (verify("XYX123"), 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
     ]);
 }
 
@@ -242,22 +469,75 @@ fn verify_rows() {
 fn change_reference_data_rows() {
     let change = |p: &str| format!("00240180{:02X}{}", p.len(), hex::encode(p));
     run_rows(&[
-        ("not verified", personalised, steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), (change("5678"), 0x6982)]),
-        ("changes", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), (change("5678"), 0x9000),
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x63C2), (verify("5678"), 0x9000)]),
-        ("auth format", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000),
-            (change("12345"), 0x6A80), (change("12A4"), 0x6A80), (change("123"), 0x6A80)]),
-        ("sign format", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(SIGN_PIN), 0x9000),
-            (change("abc123"), 0x6A80), (change("ABCDEF"), 0x6A80), (change("123456"), 0x6A80),
-            (change("AB12"), 0x6A80), (change("ABCDEFGH123456789"), 0x6A80), (change("ABCDEFGH12345678"), 0x9000)]),
-        ("bad format changes nothing", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), (change("12A4"), 0x6A80),
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000)]),
-        ("wrong P1", personalised, steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("002400800431323334", 0x6A86)]),
-        ("no PIN IEF", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), (change("5678"), 0x6986)]),
+        (
+            "not verified",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), (change("5678"), 0x6982)],
+        ),
+        (
+            "changes",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (change("5678"), 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x63C2),
+                (verify("5678"), 0x9000)
+            ],
+        ),
+        (
+            "auth format",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (change("12345"), 0x6A80),
+                (change("12A4"), 0x6A80),
+                (change("123"), 0x6A80)
+            ],
+        ),
+        (
+            "sign format",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (change("abc123"), 0x6A80),
+                (change("ABCDEF"), 0x6A80),
+                (change("123456"), 0x6A80),
+                (change("AB12"), 0x6A80),
+                (change("ABCDEFGH123456789"), 0x6A80),
+                (change("ABCDEFGH12345678"), 0x9000)
+            ],
+        ),
+        (
+            "bad format changes nothing",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (change("12A4"), 0x6A80),
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000)
+            ],
+        ),
+        (
+            "wrong P1",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("002400800431323334", 0x6A86)],
+        ),
+        (
+            "no PIN IEF",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), (change("5678"), 0x6986)],
+        ),
     ]);
 }
 
@@ -275,25 +555,81 @@ fn sign_apdu(di: &[u8]) -> String {
 fn signature_rows() {
     let di = sha256_digest_info(b"hello");
     run_rows(&[
-        ("not verified", with_keys, steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), (sign_apdu(&di), 0x6982)]),
-        ("other PIN verified", with_keys, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000),
-            (sel("001A"), 0x9000), (sign_apdu(&di), 0x6982)]),
-        ("no key", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000),
-            (sel("0017"), 0x9000), (sign_apdu(&di), 0x6A88)]),
-        ("not a DigestInfo", with_keys, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), (sel("0017"), 0x9000),
-            (sign_apdu(&[0x11; 32]), 0x6A80), (sign_apdu(&di[..di.len() - 1]), 0x6A80),
-            (sign_apdu(&[di.as_slice(), &[0]].concat()), 0x6A80)]),
-        ("not a key IEF", with_keys, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), (sign_apdu(&di), 0x6986)]),
-        ("wrong P1P2", with_keys, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), (sel("0017"), 0x9000),
-            ("802A9E9A0401020304", 0x6A86)]),
-        ("power off clears", with_keys, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (verify(AUTH_PIN), 0x9000), ("OFF", 0x9000), ("ON", 0x9000),
-            (SELECT_AP, 0x9000), (sel("0017"), 0x9000), (sign_apdu(&di), 0x6982)]),
+        (
+            "not verified",
+            with_keys,
+            steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), (sign_apdu(&di), 0x6982)],
+        ),
+        (
+            "other PIN verified",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sel("001A"), 0x9000),
+                (sign_apdu(&di), 0x6982)
+            ],
+        ),
+        (
+            "no key",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sel("0017"), 0x9000),
+                (sign_apdu(&di), 0x6A88)
+            ],
+        ),
+        (
+            "not a DigestInfo",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sel("0017"), 0x9000),
+                (sign_apdu(&[0x11; 32]), 0x6A80),
+                (sign_apdu(&di[..di.len() - 1]), 0x6A80),
+                (sign_apdu(&[di.as_slice(), &[0]].concat()), 0x6A80)
+            ],
+        ),
+        (
+            "not a key IEF",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sign_apdu(&di), 0x6986)
+            ],
+        ),
+        (
+            "wrong P1P2",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                (sel("0017"), 0x9000),
+                ("802A9E9A0401020304", 0x6A86)
+            ],
+        ),
+        (
+            "power off clears",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (verify(AUTH_PIN), 0x9000),
+                ("OFF", 0x9000),
+                ("ON", 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("0017"), 0x9000),
+                (sign_apdu(&di), 0x6982)
+            ],
+        ),
     ]);
 }
 
@@ -340,7 +676,8 @@ fn get_data_and_challenge_rows() {
 }
 
 fn ext_auth(card: &mut VirtualCard, right: bool, fetch_challenge: bool) -> u16 {
-    let challenge = if fetch_challenge { run(card, &hex_apdu("0084000010")).0 } else { vec![0; 16] };
+    let challenge =
+        if fetch_challenge { run(card, &hex_apdu("0084000010")).0 } else { vec![0; 16] };
     let key = admin_key::card_key(&DEMO_MASTER_KEY, &SERIAL);
     let mut crypt = admin_key::cryptogram(&key, &challenge.try_into().unwrap(), &SERIAL);
     if !right {
@@ -371,6 +708,8 @@ fn external_authenticate_rows() {
     assert_eq!(run(&mut card, &apdu).1, 0x6985);
     // Wrong answers count down over the card's life, and a right one never resets them.
     assert_eq!(ext_auth(&mut card, false, true), 0x63C9);
+    // A wrong cryptogram consumes the challenge too.
+    assert_eq!(ext_auth(&mut card, true, false), 0x6985);
     assert_eq!(ext_auth(&mut card, true, true), 0x9000);
     assert_eq!(ext_auth(&mut card, false, true), 0x63C8);
     card.power(PowerEvent::Reset);
@@ -380,22 +719,68 @@ fn external_authenticate_rows() {
     assert_eq!(ext_auth(&mut card, true, true), 0x6983, "blocked");
     assert_eq!(card.state().admin_tries_left, 0);
     run_rows(&[
-        ("wrong P2", personalised, steps![("0084000010", 0x9000), ("00820080100000000000000000000000000000000000", 0x6A86)]),
-        ("wrong length", personalised, steps![("0084000010", 0x9000), ("0082008108000000000000000000", 0x6700)]),
+        (
+            "wrong P2",
+            personalised,
+            steps![
+                ("0084000010", 0x9000),
+                ("00820080100000000000000000000000000000000000", 0x6A86)
+            ],
+        ),
+        (
+            "wrong length",
+            personalised,
+            steps![("0084000010", 0x9000), ("0082008108000000000000000000", 0x6700)],
+        ),
     ]);
 }
 
 #[test]
 fn admin_commands_need_authentication() {
     run_rows(&[
-        ("generate", personalised, steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("0047800000", 0x6982)]),
-        ("read public key", with_keys, steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("0047810000", 0x6982)]),
-        ("reset retry counter", personalised, steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("002C0380", 0x6982)]),
-        ("update", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00D6000001AA", 0x6982)]),
-        ("erase", personalised, steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x6982)]),
-        ("power off drops admin", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), ("OFF", 0x9000), ("ON", 0x9000),
-            (SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x6982)]),
+        (
+            "generate",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("0047800000", 0x6982)],
+        ),
+        (
+            "read public key",
+            with_keys,
+            steps![(SELECT_AP, 0x9000), (sel("0017"), 0x9000), ("0047810000", 0x6982)],
+        ),
+        (
+            "reset retry counter",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("0018"), 0x9000), ("002C0380", 0x6982)],
+        ),
+        (
+            "update",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("00D6000001AA", 0x6982)],
+        ),
+        (
+            "erase",
+            personalised,
+            steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x6982)],
+        ),
+        (
+            "admin is checked before the selection",
+            personalised,
+            steps![(SELECT_AP, 0x9000), ("00D6000001AA", 0x6982), ("000E0000", 0x6982)],
+        ),
+        (
+            "power off drops admin",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                ("OFF", 0x9000),
+                ("ON", 0x9000),
+                (SELECT_AP, 0x9000),
+                (sel("000A"), 0x9000),
+                ("000E0000", 0x6982)
+            ],
+        ),
     ]);
 }
 
@@ -437,8 +822,26 @@ fn generate_and_get_response() {
     run(&mut card, &hex_apdu("00CA010110"));
     assert_eq!(run(&mut card, &hex_apdu("00C000000E")).1, 0x6985);
     run_rows(&[
-        ("generate on a non-key EF", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("000A"), 0x9000), ("0047800000", 0x6986)]),
-        ("generate wrong P1", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0017"), 0x9000), ("0047820000", 0x6A86)]),
+        (
+            "generate on a non-key EF",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("000A"), 0x9000),
+                ("0047800000", 0x6986)
+            ],
+        ),
+        (
+            "generate wrong P1",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0017"), 0x9000),
+                ("0047820000", 0x6A86)
+            ],
+        ),
         ("get response wrong P1P2", personalised, steps![("00C0010000", 0x6A86)]),
     ]);
 }
@@ -460,53 +863,223 @@ fn reset_retry_counter_rows() {
     let set = |p: &str| format!("002C0280{:02X}{}", p.len(), hex::encode(p));
     let wrong = verify("0000");
     run_rows(&[
-        ("initial set-up", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0018"), 0x9000), (set("4321"), 0x9000),
-            (verify("4321"), 0x9000), (sel("001B"), 0x9000), (set("PASS1234"), 0x9000), (verify("PASS1234"), 0x9000)]),
-        ("re-set clears the lock", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (wrong.clone(), 0x63C2), (wrong.clone(), 0x63C1),
-            (wrong.clone(), 0x63C0), ("ADMIN", 0x9000), (sel("0018"), 0x9000), (set("4321"), 0x9000),
-            ("00200080", 0x63C3), (verify(AUTH_PIN), 0x63C2), (verify("4321"), 0x9000)]),
-        ("lock release keeps the PIN", personalised, steps![
-            (SELECT_AP, 0x9000), (sel("0018"), 0x9000), (wrong.clone(), 0x63C2), (wrong.clone(), 0x63C1),
-            (wrong.clone(), 0x63C0), (verify(AUTH_PIN), 0x6984), ("ADMIN", 0x9000), (sel("0018"), 0x9000),
-            ("002C0380", 0x9000), ("00200080", 0x63C3), (verify(AUTH_PIN), 0x9000)]),
-        ("lock release of an unset PIN", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("001B"), 0x9000), ("002C0380", 0x6985)]),
-        ("bad format changes nothing", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("001B"), 0x9000), (set("abc123"), 0x6A80),
-            (set("ABCDEF"), 0x6A80), (verify(SIGN_PIN), 0x9000)]),
-        ("P1=02 needs data", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0018"), 0x9000), ("002C0280", 0x6700)]),
-        ("P1=03 takes none", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0018"), 0x9000), ("002C03800131", 0x6700)]),
-        ("wrong P1", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0018"), 0x9000), ("002C0180", 0x6A86)]),
-        ("not a PIN IEF", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0017"), 0x9000), ("002C0380", 0x6986)]),
+        (
+            "initial set-up",
+            || fresh(CardKind::MyNumber),
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                (set("4321"), 0x9000),
+                (verify("4321"), 0x9000),
+                (sel("001B"), 0x9000),
+                (set("PASS1234"), 0x9000),
+                (verify("PASS1234"), 0x9000)
+            ],
+        ),
+        (
+            "re-set clears the lock",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (wrong.clone(), 0x63C2),
+                (wrong.clone(), 0x63C1),
+                (wrong.clone(), 0x63C0),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                (set("4321"), 0x9000),
+                ("00200080", 0x63C3),
+                (verify(AUTH_PIN), 0x63C2),
+                (verify("4321"), 0x9000)
+            ],
+        ),
+        (
+            "lock release keeps the PIN",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("0018"), 0x9000),
+                (wrong.clone(), 0x63C2),
+                (wrong.clone(), 0x63C1),
+                (wrong.clone(), 0x63C0),
+                (verify(AUTH_PIN), 0x6984),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                ("002C0380", 0x9000),
+                ("00200080", 0x63C3),
+                (verify(AUTH_PIN), 0x9000)
+            ],
+        ),
+        (
+            "lock release of an unset PIN",
+            || fresh(CardKind::MyNumber),
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001B"), 0x9000),
+                ("002C0380", 0x6985)
+            ],
+        ),
+        (
+            "bad format changes nothing",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001B"), 0x9000),
+                (set("abc123"), 0x6A80),
+                (set("ABCDEF"), 0x6A80),
+                (verify(SIGN_PIN), 0x9000)
+            ],
+        ),
+        (
+            "P1=02 needs data",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                ("002C0280", 0x6700)
+            ],
+        ),
+        (
+            "P1=03 takes none",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                ("002C03800131", 0x6700)
+            ],
+        ),
+        (
+            "wrong P1",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                ("002C0180", 0x6A86)
+            ],
+        ),
+        (
+            "not a PIN IEF",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0017"), 0x9000),
+                ("002C0380", 0x6986)
+            ],
+        ),
     ]);
 }
 
 #[test]
 fn update_and_erase_binary_rows() {
     run_rows(&[
-        ("write then read", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("000A"), 0x9000), ("00D6000004308201FF", 0x9000),
-            ("00D6000402AABB", 0x9000), ("00B0000000", 0x9000), ("00B0000600", 0x6B00)]),
-        ("offset past the end", || fresh(CardKind::MyNumber), steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0002"), 0x9000), ("00D6000101AA", 0x6B00)]),
-        ("beyond 4096 bytes", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("000B"), 0x9000), ("00D6100001AA", 0x6B00)]),
-        ("token EF is never written", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0006"), 0x9000), ("00D6000001AA", 0x6982)]),
-        ("key IEF is not written", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0017"), 0x9000), ("00D6000001AA", 0x6981)]),
-        ("nothing selected", personalised, steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), ("00D6000001AA", 0x6986)]),
-        ("erase certificate", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x9000), ("00B0000004", 0x6B00)]),
-        ("erase key", with_keys, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("001A"), 0x9000), ("0047810000", 0x610E),
-            ("000E0000", 0x9000), ("0047810000", 0x6A88)]),
-        ("erase PIN IEF refused", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("0018"), 0x9000), ("000E0000", 0x6981)]),
-        ("erase wrong P1P2", personalised, steps![
-            (SELECT_AP, 0x9000), ("ADMIN", 0x9000), (sel("000A"), 0x9000), ("000E0001", 0x6A86)]),
+        (
+            "write then read",
+            || fresh(CardKind::MyNumber),
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("000A"), 0x9000),
+                ("00D6000004308201FF", 0x9000),
+                ("00D6000402AABB", 0x9000),
+                ("00B0000000", 0x9000),
+                ("00B0000600", 0x6B00)
+            ],
+        ),
+        (
+            "offset past the end",
+            || fresh(CardKind::MyNumber),
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0002"), 0x9000),
+                ("00D6000101AA", 0x6B00)
+            ],
+        ),
+        (
+            "beyond 4096 bytes",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("000B"), 0x9000),
+                ("00D6100001AA", 0x6B00)
+            ],
+        ),
+        (
+            "token EF is never written",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0006"), 0x9000),
+                ("00D6000001AA", 0x6982)
+            ],
+        ),
+        (
+            "key IEF is not written",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0017"), 0x9000),
+                ("00D6000001AA", 0x6981)
+            ],
+        ),
+        (
+            "nothing selected",
+            personalised,
+            steps![(SELECT_AP, 0x9000), ("ADMIN", 0x9000), ("00D6000001AA", 0x6986)],
+        ),
+        (
+            "erase certificate",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("000A"), 0x9000),
+                ("000E0000", 0x9000),
+                ("00B0000004", 0x6B00)
+            ],
+        ),
+        (
+            "erase key",
+            with_keys,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001A"), 0x9000),
+                ("0047810000", 0x610E),
+                ("000E0000", 0x9000),
+                ("0047810000", 0x6A88)
+            ],
+        ),
+        (
+            "erase PIN IEF refused",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("0018"), 0x9000),
+                ("000E0000", 0x6981)
+            ],
+        ),
+        (
+            "erase wrong P1P2",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("000A"), 0x9000),
+                ("000E0001", 0x6A86)
+            ],
+        ),
     ]);
 }
 
@@ -587,17 +1160,8 @@ fn card_kinds_and_tokens() {
 fn documented(sw: u16) -> bool {
     matches!(
         sw,
-        0x9000
-            | 0x6700
-            | 0x6981..=0x6986
-            | 0x6A80
-            | 0x6A82
-            | 0x6A84
-            | 0x6A86
-            | 0x6A88
-            | 0x6B00
-            | 0x6D00
-            | 0x6E00
+        0x9000 | 0x6700 | 0x6981
+            ..=0x6986 | 0x6A80 | 0x6A82 | 0x6A84 | 0x6A86 | 0x6A88 | 0x6B00 | 0x6D00 | 0x6E00
     ) || sw >> 8 == 0x61
         || sw & 0xFFF0 == 0x63C0
 }
@@ -606,10 +1170,21 @@ fn apdu_strategy() -> impl Strategy<Value = Vec<u8>> {
     let ins = prop::sample::select(vec![
         0x0E, 0x20, 0x24, 0x2A, 0x2C, 0x47, 0x82, 0x84, 0xA4, 0xB0, 0xC0, 0xCA, 0xD6, 0x00, 0xFF,
     ]);
-    let structured = (prop::sample::select(vec![0x00u8, 0x80, 0x0C]), ins, any::<[u8; 2]>(), prop::collection::vec(any::<u8>(), 0..=260))
+    let structured = (
+        prop::sample::select(vec![0x00u8, 0x80, 0x0C]),
+        ins,
+        any::<[u8; 2]>(),
+        prop::collection::vec(any::<u8>(), 0..=260),
+    )
         .prop_map(|(cla, ins, p, tail)| [&[cla, ins, p[0], p[1]][..], &tail].concat());
     // Well-formed case-3/4 bodies, since random tails are mostly wrong-length.
-    let cased = (prop::sample::select(vec![0x00u8, 0x80]), any::<u8>(), any::<[u8; 2]>(), prop::collection::vec(any::<u8>(), 1..=255), prop::option::of(any::<u8>()))
+    let cased = (
+        prop::sample::select(vec![0x00u8, 0x80]),
+        any::<u8>(),
+        any::<[u8; 2]>(),
+        prop::collection::vec(any::<u8>(), 1..=255),
+        prop::option::of(any::<u8>()),
+    )
         .prop_map(|(cla, ins, p, data, le)| {
             let mut v = vec![cla, ins, p[0], p[1], data.len() as u8];
             v.extend_from_slice(&data);
@@ -643,4 +1218,48 @@ proptest! {
             }
         }
     }
+}
+
+/// The kiosk's whole personalisation (§5 of the protocol) against the model, ending with a
+/// signature that verifies under the public key the card gave out.
+#[test]
+fn full_personalisation_then_signature() {
+    let mut card = fresh(CardKind::MyNumber);
+    let ok = |card: &mut VirtualCard, apdu: &str| {
+        let (data, sw) = run(card, &hex_apdu(apdu));
+        assert!(sw == 0x9000 || sw >> 8 == 0x61, "{apdu}: {sw:04X}");
+        (data, sw)
+    };
+    ok(&mut card, SELECT_AP);
+    admin_auth(&mut card);
+    ok(&mut card, &sel("0017"));
+    let (mut object, sw) = ok(&mut card, "0047800000");
+    let (rest, _) = ok(&mut card, &format!("00C00000{:02X}", sw & 0xFF));
+    object.extend_from_slice(&rest);
+    let n = BigUint::from_bytes_be(&object[9..265]);
+    let public = RsaPublicKey::new(n, BigUint::from(65537u32)).unwrap();
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, "002C02800435363738");
+    // A certificate in two chunks, read back whole.
+    let cert = [&[0x30, 0x82, 0x01, 0x2C][..], &[0xC3; 300]].concat();
+    ok(&mut card, &sel("000A"));
+    for (i, chunk) in cert.chunks(255).enumerate() {
+        let off = i * 255;
+        ok(&mut card, &format!("00D6{off:04X}{:02X}{}", chunk.len(), hex::encode(chunk)));
+    }
+    let (a, _) = ok(&mut card, "00B0000000");
+    let (b, _) = ok(&mut card, "00B0010000");
+    assert_eq!([a, b].concat(), cert);
+    // A power cycle, as the resident's first use.
+    card.power(PowerEvent::Off);
+    card.power(PowerEvent::On);
+    ok(&mut card, SELECT_AP);
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, &verify("5678"));
+    ok(&mut card, &sel("0017"));
+    let di = sha256_digest_info(b"first login");
+    let (sig, _) = ok(&mut card, &sign_apdu(&di));
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(b"first login"), &sig)
+        .expect("signature under the generated key");
 }

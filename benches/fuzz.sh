@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the virtual card's fuzz target for a bounded time (default 60 s). Not part of CI.
+# Usage: bash benches/fuzz.sh [seconds]
+# Only a stable toolchain is installed: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags.
+set -euo pipefail
+cd "$(dirname "$0")/fuzz"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
+export RUSTC_BOOTSTRAP=1
+mkdir -p corpus/vcard_apdu
+# Seeds: SELECT AP; SELECT 0018 + VERIFY 1234; admin then SELECT 000A + READ BINARY.
+printf '\x00\x0f\x00\xa4\x04\x0c\x0a\xd3\x92\xf0\x00\x26\x01\x00\x00\x00\x01' > corpus/vcard_apdu/select_ap
+printf '\x00\x0f\x00\xa4\x04\x0c\x0a\xd3\x92\xf0\x00\x26\x01\x00\x00\x00\x01\x00\x07\x00\xa4\x02\x0c\x02\x00\x18\x00\x09\x00\x20\x00\x80\x04\x31\x32\x33\x34' > corpus/vcard_apdu/verify
+printf '\x00\x0f\x00\xa4\x04\x0c\x0a\xd3\x92\xf0\x00\x26\x01\x00\x00\x00\x01\x03\x00\x00\x07\x00\xa4\x02\x0c\x02\x00\x0a\x00\x05\x00\xb0\x00\x00\x04' > corpus/vcard_apdu/admin_read
+exec cargo fuzz run vcard_apdu corpus/vcard_apdu -- -max_total_time="${1:-60}"
