@@ -55,6 +55,8 @@ pub struct DemoOptions {
     pub sign_password: SigningPassword,
     /// Measure APDU round trips with extra retry queries (for the bench).
     pub rtt_probe: usize,
+    /// Extra `jpki-vcard serve` options, e.g. `--profile real-card`.
+    pub card_args: Vec<String>,
 }
 
 /// Why the demo failed.
@@ -269,7 +271,8 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<DemoReport, DemoEr
     let mut clock = Clock { out, started, report: DemoReport::default() };
     let (stack, card) = clock.step("start pcscd+vpcd (private namespaces) and the card", || {
         let mut stack = CardStack::start(&data.join("stack"))?;
-        let card = stack.start_card(0, &card_file(data), &[])?;
+        let extra: Vec<&str> = opts.card_args.iter().map(String::as_str).collect();
+        let card = stack.start_card(0, &card_file(data), &extra)?;
         Ok((stack, card))
     })?;
     let stack_start = started.elapsed();

@@ -32,6 +32,10 @@ enum Cmd {
         /// The signing password to set (6-16 of A-Z 0-9). Default: JPKI2026.
         #[arg(long, default_value = DEFAULT_SIGN_PASSWORD, hide_default_value = true)]
         sign_password: String,
+        /// Timing of the virtual card: `fast`, or `real-card` (key generation, signatures and
+        /// link speed like a real RSA-2048 contact card).
+        #[arg(long, default_value = "fast", value_parser = ["fast", "real-card"])]
+        card_profile: String,
         /// Print the figures as JSON on the last line (for benches/card.sh).
         #[arg(long, hide = true)]
         stats: bool,
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::CardDemo { data, auth_pin, sign_password, stats } => {
+        Cmd::CardDemo { data, auth_pin, sign_password, card_profile, stats } => {
             let (auth_pin, sign_password) = match (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password)) {
                 (Ok(a), Ok(s)) => (a, s),
                 (Err(e), _) => {
@@ -57,7 +61,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let opts = DemoOptions { data, auth_pin, sign_password, rtt_probe: if stats { 200 } else { 0 } };
+            let opts = DemoOptions {
+                data,
+                auth_pin,
+                sign_password,
+                rtt_probe: if stats { 200 } else { 0 },
+                card_args: vec!["--profile".into(), card_profile],
+            };
             match carddemo::run(&opts, &mut std::io::stdout()) {
                 Ok(report) => {
                     if stats {

@@ -18,6 +18,7 @@ fn personalise(rig: &mut Rig) -> carddemo::Personalised {
         auth_pin: auth_pin(),
         sign_password: sign_password(),
         rtt_probe: 0,
+        card_args: Vec::new(),
     };
     let mut log = Vec::new();
     let (done, report) = carddemo::personalise(&rig.reader(0), &opts, Instant::now(), &mut log)
