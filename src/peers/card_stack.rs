@@ -9,8 +9,9 @@
 //! libpcsclite takes from `PCSCLITE_CSOCK_NAME` — read once per process, so a process
 //! uses at most one stack ([`CardStack::start`] sets it for the calling process).
 //!
-//! Needs root, `unshare`, `nsenter`, `ip`, `pcscd` and the vpcd driver. Dropping the stack
-//! stops every process it started. This module is not the kiosk's card access (that is
+//! Needs root, `unshare`, `nsenter`, `setpriv`, `ip`, `pcscd` and the vpcd driver. Dropping
+//! the stack stops every process it started; if the owning process dies without dropping
+//! it, the kernel kills them (parent-death signal). This module is not the kiosk's card access (that is
 //! `card::transport`); it only provides something real to talk to.
 
 use std::ffi::CString;
@@ -113,6 +114,7 @@ pub struct CardStack {
     unshare: Child,
     ns_pid: u32,
     nsenter: PathBuf,
+    setpriv: PathBuf,
     vcard: PathBuf,
     cards: Vec<Arc<Mutex<Option<Child>>>>,
 }
@@ -130,6 +132,7 @@ impl CardStack {
         }
         let unshare = require("unshare", "util-linux")?;
         let nsenter = require("nsenter", "util-linux")?;
+        let setpriv = require("setpriv", "util-linux")?;
         require("ip", "iproute2")?;
         require("pcscd", "pcscd")?;
         if !Path::new(VPCD_DRIVER).is_file() {
@@ -145,7 +148,11 @@ impl CardStack {
         let log = File::create(&log_path).map_err(io_err(format!("creating {}", log_path.display())))?;
         let log2 = log.try_clone().map_err(io_err("log"))?;
         // No `--apdu`: pcscd would log VERIFY data, i.e. PINs.
-        let child = Command::new(unshare)
+        // setpriv --pdeathsig: if this process dies without dropping the stack (a test
+        // killed on timeout), the kernel kills unshare, and --kill-child takes pcscd along.
+        let child = Command::new(&setpriv)
+            .args(["--pdeathsig", "KILL", "--"])
+            .arg(unshare)
             .args(["--mount", "--net", "--fork", "--propagation", "private", "--kill-child", "sh", "-c"])
             .arg("ip link set lo up && mount -t tmpfs -o mode=0755 tmpfs /run/pcscd && exec pcscd --foreground")
             .stdin(Stdio::null())
@@ -158,6 +165,7 @@ impl CardStack {
             unshare: child,
             ns_pid: 0,
             nsenter,
+            setpriv,
             vcard: default_vcard_binary(),
             cards: Vec::new(),
         };
@@ -268,7 +276,12 @@ impl CardStack {
     ) -> Result<CardProcess, StackError> {
         let reader = self.reader_name(slot)?;
         let port = VPCD_BASE_PORT + slot as u16;
-        let mut args: Vec<String> = vec![
+        // setpriv --pdeathsig as for pcscd; nsenter then execs the card itself.
+        let base: Vec<String> = vec![
+            "--pdeathsig".into(),
+            "KILL".into(),
+            "--".into(),
+            self.nsenter.display().to_string(),
             "-t".into(),
             self.ns_pid.to_string(),
             "-n".into(),
@@ -280,10 +293,10 @@ impl CardStack {
             "--vpcd".into(),
             format!("127.0.0.1:{port}"),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
         let mut card = CardProcess {
-            nsenter: self.nsenter.clone(),
-            args,
+            setpriv: self.setpriv.clone(),
+            base,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             log: self.dir.join(format!("card{slot}.log")),
             reader,
             child: Arc::new(Mutex::new(None)),
@@ -347,8 +360,11 @@ fn default_vcard_binary() -> PathBuf {
 
 /// A `jpki-vcard serve` process plugged into a [`CardStack`] slot. Dropping it kills it.
 pub struct CardProcess {
-    nsenter: PathBuf,
-    args: Vec<String>,
+    setpriv: PathBuf,
+    /// `setpriv ... nsenter ... jpki-vcard serve --state FILE --vpcd ADDR`.
+    base: Vec<String>,
+    /// Further `serve` options (profile, faults).
+    extra: Vec<String>,
     log: PathBuf,
     reader: CString,
     child: Arc<Mutex<Option<Child>>>,
@@ -362,9 +378,10 @@ impl CardProcess {
             .open(&self.log)
             .map_err(io_err(format!("opening {}", self.log.display())))?;
         let log2 = log.try_clone().map_err(io_err("log"))?;
-        // nsenter execs the card after joining the namespace: the child is the card.
-        let child = Command::new(&self.nsenter)
-            .args(&self.args)
+        // setpriv and nsenter each exec the next program: the child is the card itself.
+        let child = Command::new(&self.setpriv)
+            .args(&self.base)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -475,9 +492,7 @@ impl CardProcess {
 
     /// Like [`CardProcess::restart`], with new extra options (fault options change).
     pub fn restart_with(&mut self, extra: &[&str]) -> Result<(), StackError> {
-        // The first ten arguments are nsenter's and `serve --state FILE --vpcd ADDR`.
-        self.args.truncate(10);
-        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
         self.restart()
     }
 }
