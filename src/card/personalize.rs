@@ -516,6 +516,25 @@ mod model_tests {
     }
 
     #[test]
+    fn revocation_erases_the_key_and_its_certificate() {
+        let mut ap = card(CardKind::MyNumber);
+        ap.detect().unwrap();
+        let password = SigningPassword::new("REVOKE1").unwrap();
+        let mut p = Personalizer::new(&mut ap);
+        p.authenticate(&DEMO_MASTER_KEY).unwrap();
+        assert_eq!(p.read_public_key(KeySlot::Sign), Err(CardError::NoKey));
+        p.generate_key_pair(KeySlot::Sign).unwrap();
+        p.set_pin(&password).unwrap();
+        p.write_certificate(fid::SIGN_CA_CERT, &fake_cert(600, 4)).unwrap();
+        p.erase(KeySlot::Sign.key_fid()).unwrap();
+        p.erase(fid::SIGN_CA_CERT).unwrap();
+        assert_eq!(p.read_public_key(KeySlot::Sign), Err(CardError::NoKey));
+        ap.verify(&password).unwrap();
+        assert_eq!(ap.sign_sha256(KeySlot::Sign, b"m"), Err(CardError::NoKey));
+        assert_eq!(ap.read_certificate(fid::SIGN_CA_CERT), Err(CardError::EmptyFile { fid: fid::SIGN_CA_CERT }));
+    }
+
+    #[test]
     fn a_torn_write_is_detected_and_redone() {
         let mut ap = card(CardKind::MyNumber);
         ap.detect().unwrap();
