@@ -183,7 +183,7 @@ fn a_card_pulled_mid_write_keeps_whole_apdus_and_the_kiosk_redoes_the_write() {
 
         // Back to the old certificate for the next case.
         Personalizer::new(&mut ap).write_certificate(fid::AUTH_CA_CERT, &old).unwrap();
-        drop(ap);
+        // The connection and the card process end here; the next case starts both anew.
         drop(pcsc);
         drop(card);
     }

@@ -118,7 +118,7 @@ pub fn pem_file_der(path: &Path) -> Vec<u8> {
 
 pub fn pem_der(text: &str) -> Vec<u8> {
     let start = text.find("-----BEGIN").expect("PEM in output");
-    let (label, der) = der::pem::decode_vec(text[start..].as_bytes()).expect("valid PEM");
+    let (label, der) = der::pem::decode_vec(&text.as_bytes()[start..]).expect("valid PEM");
     assert_eq!(label, "CERTIFICATE");
     der
 }
