@@ -323,11 +323,12 @@ impl Drop for CardStack {
         }
         // SIGTERM to pcscd lets it clean up and unshare reap it; SIGKILL to unshare is
         // the fallback (--kill-child makes the kernel kill pcscd with it). The namespaces
-        // (tmpfs, vpcd ports) vanish with their last process. `kill(1)` rather than a
-        // libc call keeps this crate free of unsafe code.
+        // (tmpfs, vpcd ports) vanish with their last process. The shell's `kill` builtin
+        // rather than a libc call keeps this crate free of unsafe code (and needs no
+        // procps on a minimal image).
         if self.ns_pid != 0 {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.ns_pid.to_string()])
+            let _ = Command::new("sh")
+                .args(["-c", "kill -TERM \"$1\"", "sh", &self.ns_pid.to_string()])
                 .stderr(Stdio::null())
                 .status();
         }
