@@ -357,13 +357,7 @@ pub fn personalise(
         clock.report.card_keygen += t.elapsed();
     }
     clock.step("set auth PIN and signing password", || {
-        let mut p = Personalizer::new(&mut ap);
-        p.set_pin(&opts.auth_pin)?;
-        p.set_pin(&opts.sign_password)?;
-        // Verified now, its IEF still selected, so the signing certificate can be read
-        // back after writing.
-        let sw = ap.send(&crate::card::jpki_ap::verify(&opts.sign_password))?.sw;
-        Ok(crate::card::jpki_ap::verify_result(sw)?)
+        Ok(Personalizer::new(&mut ap).set_pins(&opts.auth_pin, &opts.sign_password)?)
     })?;
     personalisation.merge(ap.transport().stats());
     let mut ap = JpkiAp::new(Metered::new(ap.into_inner().into_inner()));

@@ -8,7 +8,8 @@
 //! - [`personalize`]: the issuance stand-in (admin authentication, key generation, PIN
 //!   set-up and lock release, certificate writing, erasing);
 //! - [`pin`]: the resident's two secrets as zeroizing newtypes;
-//! - [`error`]: [`TransportError`] and [`CardError`].
+//! - [`error`]: [`TransportError`] and [`CardError`];
+//! - [`trace`]: APDU transcripts (PINs masked) recorded and replayed in unit tests.
 
 pub mod admin_key;
 pub mod apdu;
@@ -17,6 +18,7 @@ pub mod files;
 pub mod jpki_ap;
 pub mod personalize;
 pub mod pin;
+pub mod trace;
 pub mod transport;
 
 pub use error::{CardError, TransportError};

@@ -12,8 +12,8 @@ use super::admin_key;
 use super::apdu::{Command, StatusWord};
 use super::error::CardError;
 use super::files::{KeySlot, CERT_EF_CAPACITY, CHALLENGE_LEN, SERIAL_LEN};
-use super::jpki_ap::JpkiAp;
-use super::pin::PinSecret;
+use super::jpki_ap::{self, JpkiAp};
+use super::pin::{AuthPin, PinSecret, SigningPassword};
 use super::transport::CardTransport;
 
 /// Largest UPDATE BINARY data field of a short APDU.
@@ -228,6 +228,16 @@ impl<'a, T: CardTransport> Personalizer<'a, T> {
         self.ap.select(P::SLOT.pin_fid())?;
         let sw = self.ap.send(&reset_retry_counter_new(pin))?.sw;
         Self::admin_sw("RESET RETRY COUNTER", sw)
+    }
+
+    /// Sets both PINs of a new card and leaves the signing password verified, so the
+    /// signing certificate can be read back after it is written. The VERIFY goes out
+    /// while `001B` is still selected from its set-up: one SELECT fewer.
+    pub fn set_pins(&mut self, auth: &AuthPin, sign: &SigningPassword) -> Result<(), CardError> {
+        self.set_pin(auth)?;
+        self.set_pin(sign)?;
+        let sw = self.ap.send(&jpki_ap::verify(sign))?.sw;
+        jpki_ap::verify_result(sw)
     }
 
     /// Releases a locked PIN (ロック解除): counter full, PIN kept.
@@ -532,6 +542,48 @@ mod model_tests {
         ap.verify(&password).unwrap();
         assert_eq!(ap.sign_sha256(KeySlot::Sign, b"m"), Err(CardError::NoKey));
         assert_eq!(ap.read_certificate(fid::SIGN_CA_CERT), Err(CardError::EmptyFile { fid: fid::SIGN_CA_CERT }));
+    }
+
+    /// The kiosk's personalisation sequence with fixed certificates (as the demo runs it).
+    fn personalise_fixed<T: CardTransport>(ap: &mut JpkiAp<T>) {
+        ap.detect().unwrap();
+        let mut p = Personalizer::new(ap);
+        p.authenticate(&DEMO_MASTER_KEY).unwrap();
+        p.generate_key_pair(KeySlot::Auth).unwrap();
+        p.generate_key_pair(KeySlot::Sign).unwrap();
+        p.set_pins(&AuthPin::new("1234").unwrap(), &SigningPassword::new("JPKI2026").unwrap()).unwrap();
+        for (i, ef) in [fid::AUTH_CERT, fid::AUTH_CA_CERT, fid::SIGN_CERT, fid::SIGN_CA_CERT].into_iter().enumerate() {
+            p.write_certificate(ef, &fake_cert(905 + 4 * i, i as u8)).unwrap();
+        }
+    }
+
+    /// The exact bytes of a whole personalisation, against a transcript recorded from the
+    /// virtual card (`JPKI_RECORD_TRACES=1` records it again after a deliberate change).
+    #[test]
+    fn personalisation_sends_exactly_the_recorded_transcript() {
+        use crate::card::trace::{Recorder, Replay};
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/apdu/personalisation.trace");
+        if std::env::var_os("JPKI_RECORD_TRACES").is_some() {
+            let state = CardState::fresh(CardKind::MyNumber, [0x5A; 16], &DEMO_MASTER_KEY, &mut rand_core::OsRng);
+            let mut ap = JpkiAp::new(Recorder::new(Model { card: VirtualCard::new(state), sent: 0 }));
+            ap.transport().comment("A whole personalisation (card::personalize), recorded from jpki-vcard's model.");
+            ap.transport().comment("detect, admin authentication, 2 key pairs, 2 PINs + VERIFY, 4 certificates written and read back.");
+            ap.transport().comment("PIN data fields are masked.");
+            personalise_fixed(&mut ap);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, ap.transport().transcript()).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).expect("transcript fixture present");
+        // The PIN-carrying commands are there, masked.
+        for masked in ["> 002C028004********", "> 002C028008****************", "> 0020008008****************"] {
+            assert!(text.lines().any(|l| l == masked), "{masked} missing");
+        }
+        let mut ap = JpkiAp::new(Replay::parse(&text).unwrap());
+        personalise_fixed(&mut ap);
+        assert_eq!(ap.transport().remaining(), 0, "the kiosk sent fewer APDUs than recorded");
+        // 19 + per certificate SELECT + ERASE + 4 UPDATE + 4 READ.
+        assert_eq!(text.lines().filter(|l| l.starts_with("> ")).count(), 19 + 2 + 4 * 9);
     }
 
     #[test]
