@@ -177,7 +177,7 @@ impl CardTransport for Replay {
             None => panic!("exchange {}: transcript ended, got {}", self.played, mask_command(apdu)),
         };
         let matches = want.len() == apdu.len()
-            && want.iter().zip(apdu).all(|(w, b)| w.map_or(true, |w| w == *b));
+            && want.iter().zip(apdu).all(|(w, b)| w.is_none_or(|w| w == *b));
         if !matches {
             let shown: String =
                 want.iter().map(|w| w.map_or("**".to_string(), |b| format!("{b:02X}"))).collect();
