@@ -119,3 +119,25 @@ fn card_demo_leaves_a_card_that_jpki_vcard_presents_again() {
     assert_eq!(auth_ca, pem_file_der(&data.join("ca/auth-ca.pem")));
     assert_eq!(sign_ca, pem_file_der(&data.join("ca/sign-ca.pem")));
 }
+
+#[test]
+fn card_demo_refuses_a_juki_card_with_a_clear_message() {
+    // No stack in this process: the demo starts its own, in its own process.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = Command::new(VCARD)
+        .args(["init", "--token", "juki", "--state"])
+        .arg(data.join("card.vcard"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"))
+        .args(["card-demo", "--data"])
+        .arg(&data)
+        .output()
+        .expect("jpki-kiosk runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Juki-net"), "{stderr}");
+}
