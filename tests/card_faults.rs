@@ -292,7 +292,12 @@ fn the_kiosk_holds_the_card_exclusively_and_sees_it_come_and_go() {
         jpki_kiosk::card::TransportError::Timeout
     );
 
+    assert_eq!(
+        transport::wait_for_any_card(&ctx, Duration::from_millis(300)).unwrap_err(),
+        jpki_kiosk::card::TransportError::Timeout
+    );
     let mut card = rig.card(0, "c.vcard", &[]);
+    assert_eq!(transport::wait_for_any_card(&ctx, SECS10).unwrap(), rig.reader(0));
     let mut first = rig.connect(0);
     // Exclusive share mode: nobody else gets in between the kiosk's APDUs.
     assert!(matches!(

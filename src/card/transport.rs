@@ -121,6 +121,37 @@ pub fn wait_for_card(
     wait_for_state(ctx, reader, timeout, true)
 }
 
+/// Waits up to `timeout` for a card in any reader pcscd lists (the kiosk's one reader,
+/// or whichever a resident used) and returns that reader's name. Readers plugged in
+/// while waiting are not watched: call again.
+pub fn wait_for_any_card(ctx: &pcsc::Context, timeout: Duration) -> Result<CString, TransportError> {
+    let deadline = Instant::now() + timeout;
+    let mut states: Vec<pcsc::ReaderState> = list_readers(ctx)?
+        .into_iter()
+        .map(|r| pcsc::ReaderState::new(r, pcsc::State::UNAWARE))
+        .collect();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ctx.get_status_change(left, &mut states) {
+            Ok(()) => {}
+            Err(pcsc::Error::Timeout) => return Err(TransportError::Timeout),
+            Err(e) => return Err(e.into()),
+        }
+        for st in &states {
+            let ev = st.event_state();
+            if ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE) {
+                return Ok(st.name().to_owned());
+            }
+        }
+        for st in &mut states {
+            st.sync_current_state();
+        }
+        if left.is_zero() {
+            return Err(TransportError::Timeout);
+        }
+    }
+}
+
 /// Waits until `reader` is empty (the card was pulled, or the virtual card stopped).
 pub fn wait_for_removal(
     ctx: &pcsc::Context,
