@@ -605,3 +605,81 @@ mod model_tests {
         assert_eq!(ap.read_certificate(fid::AUTH_CA_CERT).unwrap(), cert);
     }
 }
+
+/// A hostile or broken card: whatever it answers, the kiosk side returns an error and
+/// never panics.
+#[cfg(test)]
+mod hostile_card {
+    use super::*;
+    use crate::card::admin_key::DEMO_MASTER_KEY;
+    use crate::card::apdu::Response;
+    use crate::card::files::fid;
+    use crate::card::pin::{AuthPin, SigningPassword};
+    use crate::card::TransportError;
+    use proptest::prelude::*;
+
+    struct Scripted {
+        answers: Vec<Vec<u8>>,
+        next: usize,
+    }
+
+    impl CardTransport for Scripted {
+        fn transmit_raw(&mut self, _apdu: &[u8]) -> Result<Response, TransportError> {
+            if self.next >= 2000 || self.answers.is_empty() {
+                return Err(TransportError::CardRemoved);
+            }
+            let a = &self.answers[self.next % self.answers.len()];
+            self.next += 1;
+            Response::parse(a).ok_or(TransportError::NoStatusWord)
+        }
+    }
+
+    /// Answers biased towards the status words and shapes the kiosk reacts to.
+    fn answer() -> impl Strategy<Value = Vec<u8>> {
+        let sw = prop_oneof![
+            Just(vec![0x90, 0x00]),
+            Just(vec![0x61, 0x00]),
+            Just(vec![0x61, 0x0E]),
+            Just(vec![0x6C, 0x10]),
+            Just(vec![0x6B, 0x00]),
+            (0u8..16).prop_map(|x| vec![0x63, 0xC0 | x]),
+            any::<[u8; 2]>().prop_map(|b| b.to_vec()),
+        ];
+        let data = prop_oneof![
+            Just(Vec::new()),
+            proptest::collection::vec(any::<u8>(), 0..300),
+            Just(vec![0x30, 0x82, 0x0F, 0xFF]),
+            Just(vec![0x7F, 0x49, 0x82, 0x01, 0x09, 0x81, 0x82]),
+        ];
+        (data, sw).prop_map(|(mut d, sw)| {
+            d.extend_from_slice(&sw);
+            d
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn no_answer_makes_the_kiosk_panic(answers in proptest::collection::vec(answer(), 1..12)) {
+            let mut ap = JpkiAp::new(Scripted { answers, next: 0 });
+            let _ = ap.detect();
+            let _ = ap.read_certificate(fid::AUTH_CERT);
+            let _ = ap.pin_status(KeySlot::Sign);
+            let _ = ap.verify(&AuthPin::new("1234").unwrap());
+            let _ = ap.sign_sha256(KeySlot::Auth, b"m");
+            let mut p = Personalizer::new(&mut ap);
+            let _ = p.authenticate(&DEMO_MASTER_KEY);
+            let _ = p.generate_key_pair(KeySlot::Auth);
+            let _ = p.set_pins(&AuthPin::new("1234").unwrap(), &SigningPassword::new("A12345").unwrap());
+            let _ = p.ensure_certificate(fid::SIGN_CA_CERT, &[0x30, 0x03, 1, 2, 3]);
+        }
+
+        #[test]
+        fn parsers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_public_key(&bytes);
+            let _ = crate::card::jpki_ap::der_total_len(&bytes);
+            let _ = crate::card::jpki_ap::check_token(&bytes);
+            let _ = crate::card::trace::Replay::parse(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
