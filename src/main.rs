@@ -49,8 +49,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::CardDemo { data, auth_pin, sign_password, card_profile, stats } => {
-            let (auth_pin, sign_password) = match (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password)) {
+        Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
+            let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
+            // From here on the PINs live only in their zeroizing newtypes.
+            zeroize::Zeroize::zeroize(&mut auth_pin);
+            zeroize::Zeroize::zeroize(&mut sign_password);
+            let (auth_pin, sign_password) = match checked {
                 (Ok(a), Ok(s)) => (a, s),
                 (Err(e), _) => {
                     eprintln!("jpki-kiosk: --auth-pin: {e}");
