@@ -10,13 +10,17 @@
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
 //! - [`rules`]: the counter's rules as pure functions;
-//! - [`registry`]: the resident registry the applications are checked against.
+//! - [`registry`]: the resident registry the applications are checked against;
+//! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
+//! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ca;
 pub mod card;
+pub mod carddemo;
 pub mod enroll;
+pub mod peers;
 pub mod pki;
 pub mod registry;
 pub mod rules;
