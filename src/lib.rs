@@ -13,15 +13,19 @@
 //! - [`registry`]: the resident registry the applications are checked against;
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`staff`]: operators, sign-in and supervisor approvals;
-//! - [`logging`]: `tracing` to journald or stderr, and redacted ids for log fields.
+//! - [`logging`]: `tracing` to journald or stderr, and redacted ids for log fields;
+//! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
+//! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
 pub mod ca;
 pub mod card;
+pub mod carddemo;
 pub mod enroll;
 pub mod logging;
+pub mod peers;
 pub mod pki;
 pub mod registry;
 pub mod rules;

@@ -1,1 +1,89 @@
-fn main() {}
+//! `jpki-kiosk`: the counter appliance's command line. Thin: parses arguments, runs a
+//! library function, maps errors to exit codes.
+//!
+//! Exit codes: 0 success; 1 the operation failed (message on stderr); 2 bad arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
+use jpki_kiosk::carddemo::{self, DemoOptions, DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD};
+
+#[derive(Parser)]
+#[command(name = "jpki-kiosk", version, about = "JPKI certificate issuance kiosk")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Personalise a virtual JPKI card through a private pcscd: key generation, PINs, test
+    /// certificates from a throwaway CA, read-back and test signatures. Needs root.
+    CardDemo {
+        /// Directory for the card (card.vcard), the CA certificates (ca/) and logs (stack/).
+        #[arg(long)]
+        data: PathBuf,
+        /// The auth PIN to set (4 digits). Default: 1234.
+        #[arg(long, default_value = DEFAULT_AUTH_PIN, hide_default_value = true)]
+        auth_pin: String,
+        /// The signing password to set (6-16 of A-Z 0-9). Default: JPKI2026.
+        #[arg(long, default_value = DEFAULT_SIGN_PASSWORD, hide_default_value = true)]
+        sign_password: String,
+        /// Timing of the virtual card: `fast`, or `real-card` (key generation, signatures and
+        /// link speed like a real RSA-2048 contact card).
+        #[arg(long, default_value = "fast", value_parser = ["fast", "real-card"])]
+        card_profile: String,
+        /// Print the figures as JSON on the last line (for benches/card.sh).
+        #[arg(long, hide = true)]
+        stats: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
+            let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
+            // From here on the PINs live only in their zeroizing newtypes.
+            zeroize::Zeroize::zeroize(&mut auth_pin);
+            zeroize::Zeroize::zeroize(&mut sign_password);
+            let (auth_pin, sign_password) = match checked {
+                (Ok(a), Ok(s)) => (a, s),
+                (Err(e), _) => {
+                    eprintln!("jpki-kiosk: --auth-pin: {e}");
+                    return ExitCode::from(2);
+                }
+                (_, Err(e)) => {
+                    eprintln!("jpki-kiosk: --sign-password: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = DemoOptions {
+                data,
+                auth_pin,
+                sign_password,
+                rtt_probe: if stats { 200 } else { 0 },
+                card_args: vec!["--profile".into(), card_profile],
+            };
+            match carddemo::run(&opts, &mut std::io::stdout()) {
+                Ok(report) => {
+                    if stats {
+                        println!("{}", report.to_json());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("jpki-kiosk: card demo failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -312,12 +312,25 @@ fn fail_sw_answers_without_executing() {
 #[test]
 fn real_card_profile_slows_signatures_and_the_link() {
     let dir = tempfile::tempdir().unwrap();
-    let path = card_with_auth_pin(dir.path());
+    let path = dir.path().join("card.json");
+    let mut s = CardState::fresh_random(CardKind::MyNumber, &DEMO_MASTER_KEY, &mut OsRng);
+    s.auth_pin.hash = Some(s.pin_hash(KeySlot::Auth, b"1234"));
+    s.auth_key = Some(rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap());
+    StateFile::new(&path).create(&s).unwrap();
     let vpcd = Vpcd::new();
     let _card = Card::spawn(
         &path,
         vpcd.port(),
-        &["--profile", "real-card", "--link-bytes-per-sec", "1000", "--latency-ms", "50"],
+        &[
+            "--profile",
+            "real-card",
+            "--sign-ms",
+            "400",
+            "--link-bytes-per-sec",
+            "1000",
+            "--latency-ms",
+            "50",
+        ],
     );
     let mut c = vpcd.accept();
     assert_eq!(c.atr(), ATR);
@@ -330,6 +343,18 @@ fn real_card_profile_slows_signatures_and_the_link() {
     let t = Instant::now();
     assert_eq!(c.atr(), ATR);
     assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    assert_eq!(c.sw("00A4020C020018"), 0x9000);
+    assert_eq!(c.sw(&verify("1234")), 0x9000);
+    assert_eq!(c.sw("00A4020C020017"), 0x9000);
+    // SHA-256 DigestInfo of 32 zero bytes: 57-byte command, 258-byte reply.
+    let apdu =
+        format!("802A008033{}{}00", "3031300d060960864801650304020105000420", "00".repeat(32));
+    let t = Instant::now();
+    let (sig, sw) = c.transmit(&hex::decode(apdu).unwrap()).unwrap();
+    let took = t.elapsed();
+    assert_eq!((sig.len(), sw), (256, 0x9000));
+    // 400 ms signature + 315 bytes at 1000 B/s + 50 ms latency.
+    assert!(took >= Duration::from_millis(765), "{took:?}");
 }
 
 /// vpcd splits each frame in two writes; without TCP_QUICKACK on the card each APDU
@@ -351,4 +376,52 @@ fn quickack_avoids_the_delayed_ack_stall() {
     let took = t.elapsed();
     eprintln!("100 READ BINARY round trips with split frames: {took:?}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+fn vcard(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jpki-vcard")).args(args).output().expect("run jpki-vcard")
+}
+
+#[test]
+fn init_makes_the_three_kinds_of_card_and_show_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none.json");
+    let juki = dir.path().join("juki.json");
+    let serial = "00112233445566778899AABBCCDDEEFF";
+    let out =
+        vcard(&["init", "--state", none.to_str().unwrap(), "--token", "none", "--serial", serial]);
+    assert!(out.status.success(), "{out:?}");
+    let out = vcard(&["init", "--state", juki.to_str().unwrap(), "--token", "juki"]);
+    assert!(out.status.success(), "{out:?}");
+    // Never over an existing card.
+    let out = vcard(&["init", "--state", juki.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let out = vcard(&["show", "--state", none.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(serial) && text.contains("JPKI-AP: none"), "{text}");
+    let state = StateFile::new(&none).load().unwrap();
+    assert!(!text.to_lowercase().contains(&hex::encode(state.card_key.as_slice())), "{text}");
+
+    // The card without JPKI-AP refuses the AID; the Juki card shows its old token.
+    let vpcd = Vpcd::new();
+    let _card = Card::spawn(&none, vpcd.port(), &[]);
+    let mut c = vpcd.accept();
+    assert_eq!(c.sw(SELECT_AP), 0x6A82);
+    drop(c);
+    let vpcd = Vpcd::new();
+    let _card = Card::spawn(&juki, vpcd.port(), &[]);
+    let mut c = vpcd.accept();
+    assert_eq!(c.sw(SELECT_AP), 0x9000);
+    assert_eq!(c.sw("00A4020C020006"), 0x9000);
+    let (token, _) = c.transmit(&hex::decode("00B0000020").unwrap()).unwrap();
+    assert_eq!(&token[..], b"JPKIAPICCTOKEN                  ");
+
+    // A corrupt state file is an error, not a fresh card.
+    std::fs::write(&none, b"{").unwrap();
+    let out = vcard(&["serve", "--state", none.to_str().unwrap(), "--vpcd", "127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid virtual card state"));
+    assert_eq!(std::fs::read(&none).unwrap(), b"{");
 }

@@ -354,7 +354,7 @@ fn sw(s: StatusWord) -> Answer {
 }
 
 impl VirtualCard {
-    /// A powered-off card holding `state`.
+    /// A card holding `state`, with an empty session (nothing selected or verified).
     pub fn new(state: CardState) -> VirtualCard {
         VirtualCard { state, vol: Volatile::default() }
     }

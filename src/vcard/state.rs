@@ -59,6 +59,9 @@ pub enum StateError {
         /// The version found in the file.
         found: u32,
     },
+    /// The state could not be serialised (a key the PKCS#8 encoder refused).
+    #[error("cannot encode the card state: {0}")]
+    Encode(String),
     /// A new card was asked for where a card already exists.
     #[error("{0} already exists; remove it first to make a new card")]
     AlreadyExists(PathBuf),
@@ -173,7 +176,7 @@ impl StateFile {
     pub fn save(&self, state: &CardState) -> Result<(), StateError> {
         let json = Zeroizing::new(
             serde_json::to_string_pretty(&encode(state)?)
-                .map_err(|e| self.corrupt(format!("cannot encode: {e}")))?,
+                .map_err(|e| StateError::Encode(e.to_string()))?,
         );
         let temp = self.temp_path();
         let mut f = OpenOptions::new()
@@ -216,10 +219,9 @@ fn encode(state: &CardState) -> Result<FileV1, StateError> {
     let key = |k: &Option<RsaPrivateKey>| -> Result<Option<Zeroizing<String>>, StateError> {
         k.as_ref()
             .map(|k| {
-                let der = k.to_pkcs8_der().map_err(|e| StateError::Corrupt {
-                    path: PathBuf::new(),
-                    reason: format!("cannot encode a private key: {e}"),
-                })?;
+                let der = k
+                    .to_pkcs8_der()
+                    .map_err(|e| StateError::Encode(format!("private key: {e}")))?;
                 Ok(Zeroizing::new(hex::encode(der.as_bytes())))
             })
             .transpose()

@@ -433,6 +433,35 @@ fn verify_rows() {
             personalised,
             steps![(SELECT_AP, 0x9000), (sel("001B"), 0x9000), (verify(AUTH_PIN), 0x63C4)],
         ),
+        (
+            "a wrong PIN drops the verified state",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                (verify("ZZZ999"), 0x63C4),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982)
+            ],
+        ),
+        (
+            "a new PIN from RESET RETRY COUNTER must be verified",
+            personalised,
+            steps![
+                (SELECT_AP, 0x9000),
+                ("ADMIN", 0x9000),
+                (sel("001B"), 0x9000),
+                (verify(SIGN_PIN), 0x9000),
+                ("002C028006585958313233", 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x6982),
+                (sel("001B"), 0x9000),
+                (verify("XYX123"), 0x9000),
+                (sel("0001"), 0x9000),
+                ("00B0000004", 0x9000)
+            ],
+        ),
     ]);
 }
 
@@ -679,6 +708,8 @@ fn external_authenticate_rows() {
     assert_eq!(run(&mut card, &apdu).1, 0x6985);
     // Wrong answers count down over the card's life, and a right one never resets them.
     assert_eq!(ext_auth(&mut card, false, true), 0x63C9);
+    // A wrong cryptogram consumes the challenge too.
+    assert_eq!(ext_auth(&mut card, true, false), 0x6985);
     assert_eq!(ext_auth(&mut card, true, true), 0x9000);
     assert_eq!(ext_auth(&mut card, false, true), 0x63C8);
     card.power(PowerEvent::Reset);
@@ -731,6 +762,11 @@ fn admin_commands_need_authentication() {
             "erase",
             personalised,
             steps![(SELECT_AP, 0x9000), (sel("000A"), 0x9000), ("000E0000", 0x6982)],
+        ),
+        (
+            "admin is checked before the selection",
+            personalised,
+            steps![(SELECT_AP, 0x9000), ("00D6000001AA", 0x6982), ("000E0000", 0x6982)],
         ),
         (
             "power off drops admin",
@@ -1182,4 +1218,48 @@ proptest! {
             }
         }
     }
+}
+
+/// The kiosk's whole personalisation (§5 of the protocol) against the model, ending with a
+/// signature that verifies under the public key the card gave out.
+#[test]
+fn full_personalisation_then_signature() {
+    let mut card = fresh(CardKind::MyNumber);
+    let ok = |card: &mut VirtualCard, apdu: &str| {
+        let (data, sw) = run(card, &hex_apdu(apdu));
+        assert!(sw == 0x9000 || sw >> 8 == 0x61, "{apdu}: {sw:04X}");
+        (data, sw)
+    };
+    ok(&mut card, SELECT_AP);
+    admin_auth(&mut card);
+    ok(&mut card, &sel("0017"));
+    let (mut object, sw) = ok(&mut card, "0047800000");
+    let (rest, _) = ok(&mut card, &format!("00C00000{:02X}", sw & 0xFF));
+    object.extend_from_slice(&rest);
+    let n = BigUint::from_bytes_be(&object[9..265]);
+    let public = RsaPublicKey::new(n, BigUint::from(65537u32)).unwrap();
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, "002C02800435363738");
+    // A certificate in two chunks, read back whole.
+    let cert = [&[0x30, 0x82, 0x01, 0x2C][..], &[0xC3; 300]].concat();
+    ok(&mut card, &sel("000A"));
+    for (i, chunk) in cert.chunks(255).enumerate() {
+        let off = i * 255;
+        ok(&mut card, &format!("00D6{off:04X}{:02X}{}", chunk.len(), hex::encode(chunk)));
+    }
+    let (a, _) = ok(&mut card, "00B0000000");
+    let (b, _) = ok(&mut card, "00B0010000");
+    assert_eq!([a, b].concat(), cert);
+    // A power cycle, as the resident's first use.
+    card.power(PowerEvent::Off);
+    card.power(PowerEvent::On);
+    ok(&mut card, SELECT_AP);
+    ok(&mut card, &sel("0018"));
+    ok(&mut card, &verify("5678"));
+    ok(&mut card, &sel("0017"));
+    let di = sha256_digest_info(b"first login");
+    let (sig, _) = ok(&mut card, &sign_apdu(&di));
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(b"first login"), &sig)
+        .expect("signature under the generated key");
 }
