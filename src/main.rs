@@ -40,15 +40,40 @@ enum Cmd {
         #[arg(long, hide = true)]
         stats: bool,
     },
+    /// The append-only audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain of the audit log; names the first changed, removed, inserted or
+    /// reordered entry. Exit 0 intact, 1 tampering found, 2 could not check.
+    Verify {
+        /// The kiosk's data directory (holds audit.db).
+        #[arg(long, default_value = "/var/lib/jpki-kiosk")]
+        data: PathBuf,
+        /// A head printed on an earlier day's ledger, `#SEQ sha256:HEX`: also proves that
+        /// the log was not rebuilt or cut short since.
+        #[arg(long)]
+        anchor: Option<jpki_kiosk::audit::Anchor>,
+    },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(e) = jpki_kiosk::logging::init("warn") {
+        eprintln!("jpki-kiosk: logging: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
+        Cmd::Audit { command: AuditCmd::Verify { data, anchor } } => {
+            let report = jpki_kiosk::audit::verify_command(&data, anchor.as_ref());
+            println!("{}", report.text);
+            ExitCode::from(u8::try_from(report.exit_code).unwrap_or(2))
+        }
         Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
             let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
             // From here on the PINs live only in their zeroizing newtypes.

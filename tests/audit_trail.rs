@@ -414,6 +414,33 @@ fn the_verify_command_prints_one_line_and_an_exit_status() {
 }
 
 #[test]
+fn jpki_kiosk_audit_verify_exits_by_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_file(dir.path(), 12);
+    let run = |dir: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"))
+            .args(["audit", "verify", "--data"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let ok = run(dir.path());
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("audit log OK: 12 entries"));
+
+    let conn = Connection::open(&path).unwrap();
+    drop_triggers(&conn);
+    conn.execute("DELETE FROM audit_log WHERE seq = 4", []).unwrap();
+    drop(conn);
+    let bad = run(dir.path());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("#4"), "{:?}", bad);
+
+    let absent = run(&dir.path().join("absent"));
+    assert_eq!(absent.status.code(), Some(2));
+}
+
+#[test]
 fn two_writers_on_one_file_build_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(audit::DEFAULT_FILE_NAME);
