@@ -1,0 +1,169 @@
+//! [`CmpClient`]: the [`Enroller`] that drives one CMP transaction over a
+//! [`Transport`]: request, polling while the CA answers "waiting", certConf
+//! after the caller has written the certificates, revocation and CA
+//! certificates.
+//!
+//! It holds no state between calls: everything needed to continue a
+//! transaction (identifiers, the CA's last nonce) is in the values returned to
+//! the caller, who journals them. Time and sleeping are injected so tests and
+//! the workflow control them.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+use super::cmp::{self, CertRepOutcome, Envelope};
+use super::protect::{Credential, ResponseTrust};
+use super::wire::Body;
+use super::{step, EnrollError, EnrollRequest, Enroller, Issued, Progress, RevokeRequest, Transaction, Transport};
+
+/// How long the client keeps polling a CA that answers "waiting".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollPolicy {
+    /// Most pollReq messages per transaction.
+    pub max_polls: u32,
+    /// Longest single wait, whatever checkAfter says (a CA asking for an hour
+    /// must not freeze the counter).
+    pub max_wait: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy { max_polls: 10, max_wait: Duration::from_secs(10) }
+    }
+}
+
+/// Everything the client needs besides the transport.
+pub struct ClientConfig {
+    /// How requests are protected.
+    pub credential: Credential,
+    /// How responses are authenticated.
+    pub response_trust: ResponseTrust,
+    /// The CA roots every issued certificate must chain to.
+    pub ca_roots: Vec<Certificate>,
+    /// The CA's name for the recipient field (empty DN when unknown).
+    pub recipient: Name,
+    /// Polling limits.
+    pub poll: PollPolicy,
+    /// The clock used for messageTime and certificate validity.
+    pub clock: fn() -> SystemTime,
+    /// How to wait between polls.
+    pub sleep: fn(Duration),
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("credential", &self.credential)
+            .field("response_trust", &self.response_trust)
+            .field("ca_roots", &self.ca_roots.len())
+            .field("recipient", &self.recipient.to_string())
+            .field("poll", &self.poll)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration with the system clock, real sleeping and default polling.
+    pub fn new(credential: Credential, response_trust: ResponseTrust, ca_roots: Vec<Certificate>) -> Self {
+        ClientConfig {
+            credential,
+            response_trust,
+            ca_roots,
+            recipient: Name::default(),
+            poll: PollPolicy::default(),
+            clock: SystemTime::now,
+            sleep: std::thread::sleep,
+        }
+    }
+}
+
+/// The CMP client.
+#[derive(Debug)]
+pub struct CmpClient<T> {
+    transport: T,
+    config: ClientConfig,
+}
+
+impl<T: Transport> CmpClient<T> {
+    /// A client sending through `transport`.
+    pub fn new(transport: T, config: ClientConfig) -> Self {
+        CmpClient { transport, config }
+    }
+
+    fn envelope(&self, transaction: Transaction, step: u32, recip_nonce: Option<Vec<u8>>) -> Envelope {
+        let sender = match &self.config.credential {
+            Credential::Signature { cert, .. } => cert.tbs_certificate.subject.clone(),
+            _ => Name::default(),
+        };
+        Envelope { transaction, step, recip_nonce, sender, recipient: self.config.recipient.clone(), time: (self.config.clock)() }
+    }
+
+    /// Send one message and check the answer.
+    fn round_trip(&self, env: &Envelope, body: &Body) -> Result<cmp::Opened, EnrollError> {
+        let request = cmp::seal(env, body, &self.config.credential)?;
+        let response = self.transport.exchange(&request)?;
+        cmp::open(&response, env, &self.config.response_trust, (self.config.clock)())
+    }
+}
+
+impl<T: Transport> Enroller for CmpClient<T> {
+    fn enroll(&self, req: &EnrollRequest, progress: &mut dyn FnMut(Progress)) -> Result<Issued, EnrollError> {
+        let tx = req.transaction;
+        let body = cmp::cert_request_body(req)?;
+        let env = self.envelope(tx, step::REQUEST, None);
+        progress(Progress::Sent { attempt: 1 });
+        let mut opened = self.round_trip(&env, &body)?;
+        let mut rep = cmp::cert_rep_of(req.kind, opened.body.clone())?;
+        let mut polls = 0u32;
+        loop {
+            let outcome = cmp::check_cert_rep(&rep, &req.keys, &opened.extra_certs, &self.config.ca_roots, (self.config.clock)())?;
+            let waiting_ids = match outcome {
+                CertRepOutcome::Issued { certificates, chain } => {
+                    tracing::info!(transaction = ?tx, certificates = certificates.len(), polls, "certificates issued and verified");
+                    return Ok(Issued { certificates, ca_chain: chain, transaction: tx, ca_nonce: opened.sender_nonce });
+                }
+                CertRepOutcome::Waiting(ids) => ids,
+            };
+            // Poll until the CA sends the certificate response (RFC 9483 §4.4).
+            loop {
+                if polls >= self.config.poll.max_polls {
+                    return Err(EnrollError::PollingGaveUp { polls });
+                }
+                let env = self.envelope(tx, step::POLL + polls, Some(opened.sender_nonce.clone()));
+                polls += 1;
+                opened = self.round_trip(&env, &cmp::poll_req_body(&waiting_ids))?;
+                if let Some(secs) = cmp::check_after(&opened.body) {
+                    progress(Progress::Waiting { polls, check_after: secs });
+                    (self.config.sleep)(Duration::from_secs(secs).min(self.config.poll.max_wait));
+                    continue;
+                }
+                rep = cmp::cert_rep_of(req.kind, opened.body.clone())?;
+                break;
+            }
+        }
+    }
+
+    fn confirm(&self, issued: &Issued) -> Result<(), EnrollError> {
+        let env = self.envelope(issued.transaction, step::CONFIRM, Some(issued.ca_nonce.clone()));
+        let opened = self.round_trip(&env, &cmp::cert_conf_body(&issued.certificates)?)?;
+        match opened.body {
+            Body::PkiConf(_) => Ok(()),
+            other => Err(EnrollError::UnexpectedBody { expected: "pkiconf", got: other.name() }),
+        }
+    }
+
+    fn revoke(&self, req: &RevokeRequest) -> Result<(), EnrollError> {
+        let env = self.envelope(req.transaction, step::REQUEST, None);
+        let opened = self.round_trip(&env, &cmp::revocation_body(req)?)?;
+        cmp::check_revocation(opened.body)
+    }
+
+    fn ca_certs(&self, transaction: &Transaction) -> Result<Vec<Certificate>, EnrollError> {
+        let env = self.envelope(*transaction, step::REQUEST, None);
+        let opened = self.round_trip(&env, &cmp::ca_certs_body())?;
+        cmp::parse_ca_certs(opened.body)
+    }
+}
