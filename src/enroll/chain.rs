@@ -92,7 +92,9 @@ pub fn verify_rsa(
 /// Is `cert` signed by `issuer` (names match and the signature verifies)?
 pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), ChainError> {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
-        return Err(ChainError::NoTrustedIssuer { subject: cert.tbs_certificate.subject.to_string() });
+        return Err(ChainError::NoTrustedIssuer {
+            subject: cert.tbs_certificate.subject.to_string(),
+        });
     }
     let tbs = cert
         .tbs_certificate
@@ -109,7 +111,9 @@ pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), ChainEr
 pub fn check_validity(cert: &Certificate, now: SystemTime) -> Result<(), ChainError> {
     let v = &cert.tbs_certificate.validity;
     if now < v.not_before.to_system_time() || now > v.not_after.to_system_time() {
-        return Err(ChainError::OutsideValidity { subject: cert.tbs_certificate.subject.to_string() });
+        return Err(ChainError::OutsideValidity {
+            subject: cert.tbs_certificate.subject.to_string(),
+        });
     }
     Ok(())
 }
@@ -143,7 +147,10 @@ pub fn chain_to_anchor(
     for _ in 0..MAX_DEPTH {
         let issuer_name = &current.tbs_certificate.issuer;
         let mut last_err = None;
-        for anchor in anchors.iter().filter(|a| &a.tbs_certificate.subject == issuer_name) {
+        for anchor in anchors
+            .iter()
+            .filter(|a| &a.tbs_certificate.subject == issuer_name)
+        {
             match signed_by(&current, anchor).and_then(|()| check_validity(anchor, now)) {
                 Ok(()) => {
                     path.push(anchor.clone());
@@ -152,15 +159,16 @@ pub fn chain_to_anchor(
                 Err(e) => last_err = Some(e),
             }
         }
-        let next = pool.iter().filter(|c| &c.tbs_certificate.subject == issuer_name && *c != &current).find(|c| {
-            match signed_by(&current, c) {
+        let next = pool
+            .iter()
+            .filter(|c| &c.tbs_certificate.subject == issuer_name && *c != &current)
+            .find(|c| match signed_by(&current, c) {
                 Ok(()) => true,
                 Err(e) => {
                     last_err = Some(e);
                     false
                 }
-            }
-        });
+            });
         let Some(next) = next else {
             return Err(last_err.unwrap_or(ChainError::NoTrustedIssuer {
                 subject: current.tbs_certificate.subject.to_string(),
@@ -168,12 +176,16 @@ pub fn chain_to_anchor(
         };
         check_validity(next, now)?;
         if !is_ca(next) {
-            return Err(ChainError::NotCa { subject: next.tbs_certificate.subject.to_string() });
+            return Err(ChainError::NotCa {
+                subject: next.tbs_certificate.subject.to_string(),
+            });
         }
         path.push(next.clone());
         current = next.clone();
     }
-    Err(ChainError::NoTrustedIssuer { subject: leaf.tbs_certificate.subject.to_string() })
+    Err(ChainError::NoTrustedIssuer {
+        subject: leaf.tbs_certificate.subject.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -272,8 +284,14 @@ pub(crate) mod tests {
         let impostor = root(&other_key, "Test CA"); // same name, other key
         let ee = leaf(&ca_key, &ca, &ee_key.to_public_key(), "ee");
         let now = SystemTime::now();
-        assert_eq!(chain_to_anchor(&ee, &[], &[ca.clone()], now).unwrap(), vec![ca.clone()]);
-        assert_eq!(chain_to_anchor(&ee, &[], &[impostor], now), Err(ChainError::BadSignature));
+        assert_eq!(
+            chain_to_anchor(&ee, &[], &[ca.clone()], now).unwrap(),
+            vec![ca.clone()]
+        );
+        assert_eq!(
+            chain_to_anchor(&ee, &[], &[impostor], now),
+            Err(ChainError::BadSignature)
+        );
         // Validity is checked at the injected time.
         let later = now + Duration::from_secs(7200);
         assert!(matches!(
@@ -286,6 +304,10 @@ pub(crate) mod tests {
     fn pinned_anchor_needs_no_issuer() {
         let key = small_key(4);
         let cert = root(&key, "Signer");
-        assert!(chain_to_anchor(&cert, &[], &[cert.clone()], SystemTime::now()).unwrap().is_empty());
+        assert!(
+            chain_to_anchor(&cert, &[], &[cert.clone()], SystemTime::now())
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -17,7 +17,10 @@ use x509_cert::Certificate;
 use super::cmp::{self, CertRepOutcome, Envelope};
 use super::protect::{Credential, ResponseTrust};
 use super::wire::Body;
-use super::{step, EnrollError, EnrollRequest, Enroller, Issued, Progress, RevokeRequest, Transaction, Transport};
+use super::{
+    step, EnrollError, EnrollRequest, Enroller, Issued, Progress, RevokeRequest, Transaction,
+    Transport,
+};
 
 /// How long the client keeps polling a CA that answers "waiting".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +34,10 @@ pub struct PollPolicy {
 
 impl Default for PollPolicy {
     fn default() -> Self {
-        PollPolicy { max_polls: 10, max_wait: Duration::from_secs(10) }
+        PollPolicy {
+            max_polls: 10,
+            max_wait: Duration::from_secs(10),
+        }
     }
 }
 
@@ -67,7 +73,11 @@ impl fmt::Debug for ClientConfig {
 
 impl ClientConfig {
     /// A configuration with the system clock, real sleeping and default polling.
-    pub fn new(credential: Credential, response_trust: ResponseTrust, ca_roots: Vec<Certificate>) -> Self {
+    pub fn new(
+        credential: Credential,
+        response_trust: ResponseTrust,
+        ca_roots: Vec<Certificate>,
+    ) -> Self {
         ClientConfig {
             credential,
             response_trust,
@@ -93,24 +103,45 @@ impl<T: Transport> CmpClient<T> {
         CmpClient { transport, config }
     }
 
-    fn envelope(&self, transaction: Transaction, step: u32, recip_nonce: Option<Vec<u8>>) -> Envelope {
+    fn envelope(
+        &self,
+        transaction: Transaction,
+        step: u32,
+        recip_nonce: Option<Vec<u8>>,
+    ) -> Envelope {
         let sender = match &self.config.credential {
             Credential::Signature { cert, .. } => cert.tbs_certificate.subject.clone(),
             _ => Name::default(),
         };
-        Envelope { transaction, step, recip_nonce, sender, recipient: self.config.recipient.clone(), time: (self.config.clock)() }
+        Envelope {
+            transaction,
+            step,
+            recip_nonce,
+            sender,
+            recipient: self.config.recipient.clone(),
+            time: (self.config.clock)(),
+        }
     }
 
     /// Send one message and check the answer.
     fn round_trip(&self, env: &Envelope, body: &Body) -> Result<cmp::Opened, EnrollError> {
         let request = cmp::seal(env, body, &self.config.credential)?;
         let response = self.transport.exchange(&request)?;
-        cmp::open(&response, env, &self.config.response_trust, (self.config.clock)())
+        cmp::open(
+            &response,
+            env,
+            &self.config.response_trust,
+            (self.config.clock)(),
+        )
     }
 }
 
 impl<T: Transport> Enroller for CmpClient<T> {
-    fn enroll(&self, req: &EnrollRequest, progress: &mut dyn FnMut(Progress)) -> Result<Issued, EnrollError> {
+    fn enroll(
+        &self,
+        req: &EnrollRequest,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Issued, EnrollError> {
         let tx = req.transaction;
         let body = cmp::cert_request_body(req)?;
         let env = self.envelope(tx, step::REQUEST, None);
@@ -119,11 +150,25 @@ impl<T: Transport> Enroller for CmpClient<T> {
         let mut rep = cmp::cert_rep_of(req.kind, opened.body.clone())?;
         let mut polls = 0u32;
         loop {
-            let outcome = cmp::check_cert_rep(&rep, &req.keys, &opened.extra_certs, &self.config.ca_roots, (self.config.clock)())?;
+            let outcome = cmp::check_cert_rep(
+                &rep,
+                &req.keys,
+                &opened.extra_certs,
+                &self.config.ca_roots,
+                (self.config.clock)(),
+            )?;
             let waiting_ids = match outcome {
-                CertRepOutcome::Issued { certificates, chain } => {
+                CertRepOutcome::Issued {
+                    certificates,
+                    chain,
+                } => {
                     tracing::info!(transaction = ?tx, certificates = certificates.len(), polls, "certificates issued and verified");
-                    return Ok(Issued { certificates, ca_chain: chain, transaction: tx, ca_nonce: opened.sender_nonce });
+                    return Ok(Issued {
+                        certificates,
+                        ca_chain: chain,
+                        transaction: tx,
+                        ca_nonce: opened.sender_nonce,
+                    });
                 }
                 CertRepOutcome::Waiting(ids) => ids,
             };
@@ -136,7 +181,10 @@ impl<T: Transport> Enroller for CmpClient<T> {
                 polls += 1;
                 opened = self.round_trip(&env, &cmp::poll_req_body(&waiting_ids))?;
                 if let Some(secs) = cmp::check_after(&opened.body) {
-                    progress(Progress::Waiting { polls, check_after: secs });
+                    progress(Progress::Waiting {
+                        polls,
+                        check_after: secs,
+                    });
                     (self.config.sleep)(Duration::from_secs(secs).min(self.config.poll.max_wait));
                     continue;
                 }
@@ -147,11 +195,18 @@ impl<T: Transport> Enroller for CmpClient<T> {
     }
 
     fn confirm(&self, issued: &Issued) -> Result<(), EnrollError> {
-        let env = self.envelope(issued.transaction, step::CONFIRM, Some(issued.ca_nonce.clone()));
+        let env = self.envelope(
+            issued.transaction,
+            step::CONFIRM,
+            Some(issued.ca_nonce.clone()),
+        );
         let opened = self.round_trip(&env, &cmp::cert_conf_body(&issued.certificates)?)?;
         match opened.body {
             Body::PkiConf(_) => Ok(()),
-            other => Err(EnrollError::UnexpectedBody { expected: "pkiconf", got: other.name() }),
+            other => Err(EnrollError::UnexpectedBody {
+                expected: "pkiconf",
+                got: other.name(),
+            }),
         }
     }
 

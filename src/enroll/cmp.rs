@@ -19,7 +19,9 @@ use cmpv2::rev::RevDetails;
 use cmpv2::status::PkiStatus;
 use crmf::pop::ProofOfPossession;
 use crmf::request::{CertRequest, CertTemplate};
-use der::asn1::{Any, AnyRef, GeneralizedTime, Int, Null, ObjectIdentifier, OctetString, Utf8StringRef};
+use der::asn1::{
+    Any, AnyRef, GeneralizedTime, Int, Null, ObjectIdentifier, OctetString, Utf8StringRef,
+};
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert::attr::AttributeTypeAndValue;
@@ -33,12 +35,14 @@ use super::chain;
 use super::error::{CaStatus, EnrollError, FailInfo};
 use super::protect::{self, Credential, ResponseTrust};
 use super::wire::{
-    Body, CertRepMessage, CertReqMsg, CertStatus, PollReqEntry, ProtectedPart, RawMessage, StatusInfo,
+    Body, CertRepMessage, CertReqMsg, CertStatus, PollReqEntry, ProtectedPart, RawMessage,
+    StatusInfo,
 };
 use super::{EnrollRequest, IssuedCert, KeyRequest, RequestKind, RevokeRequest, Transaction};
 
 /// id-regInfo-utf8Pairs (RFC 4211 §7.1).
-pub const REG_INFO_UTF8_PAIRS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
+pub const REG_INFO_UTF8_PAIRS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
 /// id-it-caCerts (RFC 9480 §2.3.1).
 pub const IT_CA_CERTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
 const CERTIFICATE_POLICIES: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32");
@@ -83,18 +87,29 @@ fn config(e: impl std::fmt::Display) -> EnrollError {
 pub fn seal(env: &Envelope, body: &Body, cred: &Credential) -> Result<Vec<u8>, EnrollError> {
     let fields = protect::header_fields(cred, &env.transaction.salt(env.step)).map_err(config)?;
     // DER time has whole seconds only.
-    let secs = env.time.duration_since(UNIX_EPOCH).map_err(config)?.as_secs();
+    let secs = env
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map_err(config)?
+        .as_secs();
     let header = PkiHeader {
         pvno: Pvno::Cmp2000,
         sender: GeneralName::DirectoryName(env.sender.clone()),
         recipient: GeneralName::DirectoryName(env.recipient.clone()),
-        message_time: Some(GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(config)?),
+        message_time: Some(
+            GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(config)?,
+        ),
         protection_alg: Some(fields.alg.clone()),
         sender_kid: fields.sender_kid,
         recip_kid: None,
         trans_id: Some(OctetString::new(env.transaction.id.to_vec()).map_err(config)?),
         sender_nonce: Some(OctetString::new(env.nonce().to_vec()).map_err(config)?),
-        recip_nonce: env.recip_nonce.clone().map(OctetString::new).transpose().map_err(config)?,
+        recip_nonce: env
+            .recip_nonce
+            .clone()
+            .map(OctetString::new)
+            .transpose()
+            .map_err(config)?,
         free_text: None,
         general_info: None,
     };
@@ -102,7 +117,12 @@ pub fn seal(env: &Envelope, body: &Body, cred: &Credential) -> Result<Vec<u8>, E
     let body_der = body.to_der().map_err(config)?;
     let header_any = AnyRef::from_der(&header_der).map_err(config)?;
     let body_any = AnyRef::from_der(&body_der).map_err(config)?;
-    let part = ProtectedPart { header: header_any, body: body_any }.to_der().map_err(config)?;
+    let part = ProtectedPart {
+        header: header_any,
+        body: body_any,
+    }
+    .to_der()
+    .map_err(config)?;
     let protection = protect::protect(cred, &fields.alg, &part)?;
     let msg = RawMessage {
         header: header_any,
@@ -125,11 +145,21 @@ pub struct Opened {
 }
 
 /// Decode a response to the message sent with `sent`, and check it.
-pub fn open(bytes: &[u8], sent: &Envelope, trust: &ResponseTrust, now: SystemTime) -> Result<Opened, EnrollError> {
+pub fn open(
+    bytes: &[u8],
+    sent: &Envelope,
+    trust: &ResponseTrust,
+    now: SystemTime,
+) -> Result<Opened, EnrollError> {
     let raw = RawMessage::from_der(bytes).map_err(malformed)?;
     let header: PkiHeader<'_> = raw.header.decode_as().map_err(malformed)?;
     let body = Body::from_der(&raw.body.to_der().map_err(malformed)?).map_err(malformed)?;
-    let part = ProtectedPart { header: raw.header, body: raw.body }.to_der().map_err(malformed)?;
+    let part = ProtectedPart {
+        header: raw.header,
+        body: raw.body,
+    }
+    .to_der()
+    .map_err(malformed)?;
     let extra_certs = raw.extra_certs.clone().unwrap_or_default();
     let verified = protect::verify(
         header.protection_alg.as_ref(),
@@ -173,7 +203,11 @@ pub fn open(bytes: &[u8], sent: &Envelope, trust: &ResponseTrust, now: SystemTim
         .as_ref()
         .map(|n| n.as_bytes().to_vec())
         .ok_or_else(|| malformed("response without senderNonce"))?;
-    Ok(Opened { body, sender_nonce, extra_certs })
+    Ok(Opened {
+        body,
+        sender_nonce,
+        extra_certs,
+    })
 }
 
 fn ca_status(s: PkiStatus) -> CaStatus {
@@ -212,20 +246,31 @@ pub fn cert_request_body(req: &EnrollRequest) -> Result<Body, EnrollError> {
         .map(|pairs| -> Result<_, EnrollError> {
             Ok(vec![AttributeTypeAndValue {
                 oid: REG_INFO_UTF8_PAIRS,
-                value: Any::encode_from(&Utf8StringRef::new(&pairs).map_err(config)?).map_err(config)?,
+                value: Any::encode_from(&Utf8StringRef::new(&pairs).map_err(config)?)
+                    .map_err(config)?,
             }])
         })
         .transpose()?;
     let mut msgs = Vec::new();
-    for KeyRequest { profile, public_key } in &req.keys {
+    for KeyRequest {
+        profile,
+        public_key,
+    } in &req.keys
+    {
         if seen.contains(profile) {
             return Err(config("the same certificate requested twice"));
         }
         seen.push(*profile);
-        let policies = CertificatePolicies(vec![PolicyInformation { policy_identifier: profile.policy(), policy_qualifiers: None }]);
+        let policies = CertificatePolicies(vec![PolicyInformation {
+            policy_identifier: profile.policy(),
+            policy_qualifiers: None,
+        }]);
         let mut extensions = vec![extension(CERTIFICATE_POLICIES, &policies)?];
         if *profile == super::CertProfile::Signing {
-            let pd = req.personal_data.as_ref().ok_or_else(|| config("signing certificate without personal data"))?;
+            let pd = req
+                .personal_data
+                .as_ref()
+                .ok_or_else(|| config("signing certificate without personal data"))?;
             extensions.push(pd.subject_alt_name().map_err(config)?);
         }
         let id = u8::try_from(profile.cert_req_id()).map_err(config)?;
@@ -275,7 +320,9 @@ pub enum CertRepOutcome {
 /// Does `body` answer `req`'s kind of request (ip for ir, …)?
 pub fn cert_rep_of(req_kind: RequestKind, body: Body) -> Result<CertRepMessage, EnrollError> {
     match (req_kind, body) {
-        (RequestKind::Initial, Body::Ip(r)) | (RequestKind::Additional, Body::Cp(r)) | (RequestKind::KeyUpdate, Body::Kup(r)) => Ok(r),
+        (RequestKind::Initial, Body::Ip(r))
+        | (RequestKind::Additional, Body::Cp(r))
+        | (RequestKind::KeyUpdate, Body::Kup(r)) => Ok(r),
         (kind, other) => Err(EnrollError::UnexpectedBody {
             expected: match kind {
                 RequestKind::Initial => "ip",
@@ -297,13 +344,24 @@ pub fn check_cert_rep(
     roots: &[Certificate],
     now: SystemTime,
 ) -> Result<CertRepOutcome, EnrollError> {
-    let waiting: Vec<i64> =
-        rep.response.iter().filter(|r| r.status.status == PkiStatus::Waiting).map(|r| r.cert_req_id).collect();
+    let waiting: Vec<i64> = rep
+        .response
+        .iter()
+        .filter(|r| r.status.status == PkiStatus::Waiting)
+        .map(|r| r.cert_req_id)
+        .collect();
     if !waiting.is_empty() {
         return Ok(CertRepOutcome::Waiting(waiting));
     }
-    if let Some(r) = rep.response.iter().find(|r| !keys.iter().any(|k| k.profile.cert_req_id() == r.cert_req_id)) {
-        return Err(malformed(format!("response for certReqId {} that was not requested", r.cert_req_id)));
+    if let Some(r) = rep.response.iter().find(|r| {
+        !keys
+            .iter()
+            .any(|k| k.profile.cert_req_id() == r.cert_req_id)
+    }) {
+        return Err(malformed(format!(
+            "response for certReqId {} that was not requested",
+            r.cert_req_id
+        )));
     }
     let mut pool: Vec<Certificate> = rep.ca_pubs.clone().unwrap_or_default();
     pool.extend(extra_certs.iter().cloned());
@@ -320,26 +378,46 @@ pub fn check_cert_rep(
             PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
             _ => return Err(rejected(&resp.status)),
         }
-        let cert = match resp.certified_key_pair.as_ref().map(|p| &p.cert_or_enc_cert) {
+        let cert = match resp
+            .certified_key_pair
+            .as_ref()
+            .map(|p| &p.cert_or_enc_cert)
+        {
             Some(CertOrEncCert::Certificate(c)) => (**c).clone(),
-            Some(CertOrEncCert::EncryptedCert(_)) => return Err(malformed("encrypted certificate not supported")),
+            Some(CertOrEncCert::EncryptedCert(_)) => {
+                return Err(malformed("encrypted certificate not supported"))
+            }
             None => return Err(EnrollError::MissingCertificate { cert_req_id: id }),
         };
-        let got = cert.tbs_certificate.subject_public_key_info.to_der().map_err(malformed)?;
+        let got = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(malformed)?;
         let sent = key.public_key.to_der().map_err(config)?;
         if got != sent {
             return Err(EnrollError::KeyMismatch { cert_req_id: id });
         }
-        let up = chain::chain_to_anchor(&cert, &pool, roots, now)
-            .map_err(|source| EnrollError::CertificateNotTrusted { cert_req_id: id, source })?;
+        let up = chain::chain_to_anchor(&cert, &pool, roots, now).map_err(|source| {
+            EnrollError::CertificateNotTrusted {
+                cert_req_id: id,
+                source,
+            }
+        })?;
         for c in up {
             if !path.contains(&c) {
                 path.push(c);
             }
         }
-        certificates.push(IssuedCert { profile: key.profile, certificate: cert });
+        certificates.push(IssuedCert {
+            profile: key.profile,
+            certificate: cert,
+        });
     }
-    Ok(CertRepOutcome::Issued { certificates, chain: path })
+    Ok(CertRepOutcome::Issued {
+        certificates,
+        chain: path,
+    })
 }
 
 /// certHash: the certificate's DER hashed with its signature's hash (RFC 4210 §5.3.18).
@@ -369,7 +447,11 @@ pub fn cert_conf_body(certs: &[IssuedCert]) -> Result<Body, EnrollError> {
 
 /// pollReq for these certReqIds.
 pub fn poll_req_body(ids: &[i64]) -> Body {
-    Body::PollReq(ids.iter().map(|&cert_req_id| PollReqEntry { cert_req_id }).collect())
+    Body::PollReq(
+        ids.iter()
+            .map(|&cert_req_id| PollReqEntry { cert_req_id })
+            .collect(),
+    )
 }
 
 /// rr for one certificate.
@@ -377,7 +459,10 @@ pub fn revocation_body(req: &RevokeRequest) -> Result<Body, EnrollError> {
     let mut details = vec![extension(CRL_REASON, &req.reason)?];
     if let Some(t) = req.invalidity_date {
         let secs = t.duration_since(UNIX_EPOCH).map_err(config)?.as_secs();
-        details.push(extension(INVALIDITY_DATE, &GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(config)?)?);
+        details.push(extension(
+            INVALIDITY_DATE,
+            &GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(config)?,
+        )?);
     }
     Ok(Body::Rr(vec![RevDetails {
         cert_details: CertTemplate {
@@ -398,23 +483,44 @@ pub fn revocation_body(req: &RevokeRequest) -> Result<Body, EnrollError> {
 
 /// Check an rp: the (single) status must be accepted or a revocation notice.
 pub fn check_revocation(body: Body) -> Result<(), EnrollError> {
-    let Body::Rp(rp) = body else { return Err(EnrollError::UnexpectedBody { expected: "rp", got: body.name() }) };
-    let si = rp.status.first().ok_or_else(|| malformed("rp without status"))?;
+    let Body::Rp(rp) = body else {
+        return Err(EnrollError::UnexpectedBody {
+            expected: "rp",
+            got: body.name(),
+        });
+    };
+    let si = rp
+        .status
+        .first()
+        .ok_or_else(|| malformed("rp without status"))?;
     match si.status {
-        PkiStatus::Accepted | PkiStatus::GrantedWithMods | PkiStatus::RevocationNotification => Ok(()),
+        PkiStatus::Accepted | PkiStatus::GrantedWithMods | PkiStatus::RevocationNotification => {
+            Ok(())
+        }
         _ => Err(rejected(si)),
     }
 }
 
 /// genm asking for the CA certificates.
 pub fn ca_certs_body() -> Body {
-    Body::GenM(vec![InfoTypeAndValue { oid: IT_CA_CERTS, value: None }])
+    Body::GenM(vec![InfoTypeAndValue {
+        oid: IT_CA_CERTS,
+        value: None,
+    }])
 }
 
 /// The certificates of a genp answering [`ca_certs_body`].
 pub fn parse_ca_certs(body: Body) -> Result<Vec<Certificate>, EnrollError> {
-    let Body::GenP(itavs) = body else { return Err(EnrollError::UnexpectedBody { expected: "genp", got: body.name() }) };
-    let itav = itavs.iter().find(|i| i.oid == IT_CA_CERTS).ok_or_else(|| malformed("genp without caCerts"))?;
+    let Body::GenP(itavs) = body else {
+        return Err(EnrollError::UnexpectedBody {
+            expected: "genp",
+            got: body.name(),
+        });
+    };
+    let itav = itavs
+        .iter()
+        .find(|i| i.oid == IT_CA_CERTS)
+        .ok_or_else(|| malformed("genp without caCerts"))?;
     match &itav.value {
         Some(v) => v.decode_as::<Vec<Certificate>>().map_err(malformed),
         None => Ok(Vec::new()),
@@ -441,7 +547,10 @@ mod tests {
 
     fn env(step: u32) -> Envelope {
         Envelope {
-            transaction: Transaction { id: [9; 16], seed: [3; 16] },
+            transaction: Transaction {
+                id: [9; 16],
+                seed: [3; 16],
+            },
             step,
             recip_nonce: None,
             sender: Name::default(),
@@ -452,8 +561,14 @@ mod tests {
 
     fn mac() -> (Credential, ResponseTrust) {
         (
-            Credential::Mac { reference: b"ra01".to_vec(), secret: Zeroizing::new(b"s3cret".to_vec()) },
-            ResponseTrust { mac_secret: Some(Zeroizing::new(b"s3cret".to_vec())), signer_anchors: vec![] },
+            Credential::Mac {
+                reference: b"ra01".to_vec(),
+                secret: Zeroizing::new(b"s3cret".to_vec()),
+            },
+            ResponseTrust {
+                mac_secret: Some(Zeroizing::new(b"s3cret".to_vec())),
+                signer_anchors: vec![],
+            },
         )
     }
 
@@ -466,7 +581,11 @@ mod tests {
     }
 
     fn pollrep() -> Body {
-        Body::PollRep(vec![PollRepEntry { cert_req_id: 0, check_after: 2, reason: None }])
+        Body::PollRep(vec![PollRepEntry {
+            cert_req_id: 0,
+            check_after: 2,
+            reason: None,
+        }])
     }
 
     #[test]
@@ -479,18 +598,33 @@ mod tests {
 
         let mut other_step = sent.clone();
         other_step.step = 1;
-        assert!(matches!(open(&bytes, &other_step, &trust, SystemTime::now()), Err(EnrollError::WrongNonce)));
+        assert!(matches!(
+            open(&bytes, &other_step, &trust, SystemTime::now()),
+            Err(EnrollError::WrongNonce)
+        ));
         let mut other_tx = sent.clone();
         other_tx.transaction.id = [1; 16];
-        assert!(matches!(open(&bytes, &other_tx, &trust, SystemTime::now()), Err(EnrollError::WrongTransaction)));
-        let wrong = ResponseTrust { mac_secret: Some(Zeroizing::new(b"other".to_vec())), signer_anchors: vec![] };
-        assert!(matches!(open(&bytes, &sent, &wrong, SystemTime::now()), Err(EnrollError::Protection(_))));
+        assert!(matches!(
+            open(&bytes, &other_tx, &trust, SystemTime::now()),
+            Err(EnrollError::WrongTransaction)
+        ));
+        let wrong = ResponseTrust {
+            mac_secret: Some(Zeroizing::new(b"other".to_vec())),
+            signer_anchors: vec![],
+        };
+        assert!(matches!(
+            open(&bytes, &sent, &wrong, SystemTime::now()),
+            Err(EnrollError::Protection(_))
+        ));
         // One flipped byte anywhere in the body breaks the MAC (or the DER).
         let mut tampered = bytes.clone();
         let n = tampered.len();
         tampered[n - 40] ^= 1;
         assert!(open(&tampered, &sent, &trust, SystemTime::now()).is_err());
-        assert!(matches!(open(&bytes[..n - 1], &sent, &trust, SystemTime::now()), Err(EnrollError::Malformed(_))));
+        assert!(matches!(
+            open(&bytes[..n - 1], &sent, &trust, SystemTime::now()),
+            Err(EnrollError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -508,32 +642,72 @@ mod tests {
         let mut req = EnrollRequest {
             kind: RequestKind::Initial,
             keys: vec![
-                KeyRequest { profile: CertProfile::UserAuthentication, public_key: spki.clone() },
-                KeyRequest { profile: CertProfile::Signing, public_key: spki.clone() },
+                KeyRequest {
+                    profile: CertProfile::UserAuthentication,
+                    public_key: spki.clone(),
+                },
+                KeyRequest {
+                    profile: CertProfile::Signing,
+                    public_key: spki.clone(),
+                },
             ],
             personal_data: Some(pd),
-            reg_info: RegInfo { birth_date: Some("319800217".into()), card_expiry: Some("20350217".into()), municipality_code: None },
+            reg_info: RegInfo {
+                birth_date: Some("319800217".into()),
+                card_expiry: Some("20350217".into()),
+                municipality_code: None,
+            },
             transaction: Transaction::random(),
         };
-        let Body::Ir(msgs) = cert_request_body(&req).unwrap() else { panic!("not ir") };
+        let Body::Ir(msgs) = cert_request_body(&req).unwrap() else {
+            panic!("not ir")
+        };
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0].cert_req.cert_req_id.as_bytes(), [0]);
-        assert_eq!(msgs[0].cert_req.cert_template.extensions.as_ref().unwrap().len(), 1);
-        assert_eq!(msgs[1].cert_req.cert_template.extensions.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            msgs[0]
+                .cert_req
+                .cert_template
+                .extensions
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            msgs[1]
+                .cert_req
+                .cert_template
+                .extensions
+                .as_ref()
+                .unwrap()
+                .len(),
+            2
+        );
         let ri = &msgs[1].reg_info.as_ref().unwrap()[0];
         assert_eq!(ri.oid, REG_INFO_UTF8_PAIRS);
-        assert_eq!(Utf8StringRef::try_from(&ri.value).unwrap().as_str(), "jpki-birth-date?319800217%card-expiry?20350217%");
+        assert_eq!(
+            Utf8StringRef::try_from(&ri.value).unwrap().as_str(),
+            "jpki-birth-date?319800217%card-expiry?20350217%"
+        );
         // Round trip through DER.
         let der = Body::Ir(msgs.clone()).to_der().unwrap();
         assert_eq!(Body::from_der(&der).unwrap(), Body::Ir(msgs));
         req.personal_data = None;
-        assert!(matches!(cert_request_body(&req), Err(EnrollError::Config(_))));
+        assert!(matches!(
+            cert_request_body(&req),
+            Err(EnrollError::Config(_))
+        ));
     }
 
     fn response(id: i64, cert: &Certificate) -> CertResponse {
         CertResponse {
             cert_req_id: id,
-            status: StatusInfo { status: PkiStatus::Accepted, status_string: None, fail_info: None },
+            status: StatusInfo {
+                status: PkiStatus::Accepted,
+                status_string: None,
+                fail_info: None,
+            },
             certified_key_pair: Some(CertifiedKeyPair {
                 cert_or_enc_cert: CertOrEncCert::Certificate(Box::new(cert.clone())),
                 priv_key: None,
@@ -555,21 +729,37 @@ mod tests {
         }];
         let now = SystemTime::now();
         let good = leaf(&ca_key, &ca, &card_key, "ee");
-        let rep = CertRepMessage { ca_pubs: None, response: vec![response(0, &good)] };
-        let CertRepOutcome::Issued { certificates, chain } = check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap() else {
+        let rep = CertRepMessage {
+            ca_pubs: None,
+            response: vec![response(0, &good)],
+        };
+        let CertRepOutcome::Issued {
+            certificates,
+            chain,
+        } = check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap()
+        else {
             panic!("not issued")
         };
         assert_eq!(certificates[0].certificate, good);
         assert_eq!(chain, vec![ca.clone()]);
 
         let swapped = leaf(&ca_key, &ca, &other_key, "ee");
-        let rep = CertRepMessage { ca_pubs: None, response: vec![response(0, &swapped)] };
-        assert!(matches!(check_cert_rep(&rep, &keys, &[], &[ca.clone()], now), Err(EnrollError::KeyMismatch { cert_req_id: 0 })));
+        let rep = CertRepMessage {
+            ca_pubs: None,
+            response: vec![response(0, &swapped)],
+        };
+        assert!(matches!(
+            check_cert_rep(&rep, &keys, &[], &[ca.clone()], now),
+            Err(EnrollError::KeyMismatch { cert_req_id: 0 })
+        ));
 
         let rogue_key = small_key(34);
         let rogue = root(&rogue_key, "Test Auth CA");
         let forged = leaf(&rogue_key, &rogue, &card_key, "ee");
-        let rep = CertRepMessage { ca_pubs: Some(vec![rogue]), response: vec![response(0, &forged)] };
+        let rep = CertRepMessage {
+            ca_pubs: Some(vec![rogue]),
+            response: vec![response(0, &forged)],
+        };
         assert!(matches!(
             check_cert_rep(&rep, &keys, &[], &[ca.clone()], now),
             Err(EnrollError::CertificateNotTrusted { cert_req_id: 0, .. })
@@ -578,24 +768,41 @@ mod tests {
         let mut waiting = response(0, &good);
         waiting.status.status = PkiStatus::Waiting;
         waiting.certified_key_pair = None;
-        let rep = CertRepMessage { ca_pubs: None, response: vec![waiting] };
-        assert_eq!(check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap(), CertRepOutcome::Waiting(vec![0]));
+        let rep = CertRepMessage {
+            ca_pubs: None,
+            response: vec![waiting],
+        };
+        assert_eq!(
+            check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap(),
+            CertRepOutcome::Waiting(vec![0])
+        );
 
-        let rep = CertRepMessage { ca_pubs: None, response: vec![] };
-        assert!(matches!(check_cert_rep(&rep, &keys, &[], &[ca], now), Err(EnrollError::MissingCertificate { cert_req_id: 0 })));
+        let rep = CertRepMessage {
+            ca_pubs: None,
+            response: vec![],
+        };
+        assert!(matches!(
+            check_cert_rep(&rep, &keys, &[], &[ca], now),
+            Err(EnrollError::MissingCertificate { cert_req_id: 0 })
+        ));
     }
 
     #[test]
     fn cert_conf_hashes_with_sha256() {
         let k = small_key(41);
         let c = root(&k, "x");
-        let Body::CertConf(st) =
-            cert_conf_body(&[IssuedCert { profile: CertProfile::Signing, certificate: c.clone() }]).unwrap()
-        else {
+        let Body::CertConf(st) = cert_conf_body(&[IssuedCert {
+            profile: CertProfile::Signing,
+            certificate: c.clone(),
+        }])
+        .unwrap() else {
             panic!("not certConf")
         };
         assert_eq!(st[0].cert_req_id, 1);
-        assert_eq!(st[0].cert_hash.as_bytes(), Sha256::digest(c.to_der().unwrap()).as_slice());
+        assert_eq!(
+            st[0].cert_hash.as_bytes(),
+            Sha256::digest(c.to_der().unwrap()).as_slice()
+        );
     }
 
     #[test]
@@ -608,11 +815,19 @@ mod tests {
             invalidity_date: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
             transaction: Transaction::random(),
         };
-        let Body::Rr(rr) = revocation_body(&req).unwrap() else { panic!("not rr") };
+        let Body::Rr(rr) = revocation_body(&req).unwrap() else {
+            panic!("not rr")
+        };
         let ext = rr[0].crl_entry_details.as_ref().unwrap();
         assert_eq!(ext[0].extn_id, CRL_REASON);
-        assert_eq!(CrlReason::from_der(ext[0].extn_value.as_bytes()).unwrap(), CrlReason::KeyCompromise);
+        assert_eq!(
+            CrlReason::from_der(ext[0].extn_value.as_bytes()).unwrap(),
+            CrlReason::KeyCompromise
+        );
         assert_eq!(ext[1].extn_id, INVALIDITY_DATE);
-        assert_eq!(rr[0].cert_details.serial_number, Some(x509_cert::serial_number::SerialNumber::from(42u32)));
+        assert_eq!(
+            rr[0].cert_details.serial_number,
+            Some(x509_cert::serial_number::SerialNumber::from(42u32))
+        );
     }
 }

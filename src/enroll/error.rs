@@ -86,7 +86,11 @@ impl FailInfo {
 
     /// The named failures that are set, in bit order.
     pub fn failures(self) -> Vec<Failure> {
-        ALL_FAILURES.iter().copied().filter(|f| self.contains(*f)).collect()
+        ALL_FAILURES
+            .iter()
+            .copied()
+            .filter(|f| self.contains(*f))
+            .collect()
     }
 
     /// A set with exactly these bits.
@@ -248,24 +252,48 @@ fn rejection_notice(fi: FailInfo, authenticated: bool) -> Notice {
     use Failure as F;
     use Recovery::*;
     let (message, recovery) = if !authenticated {
-        ("認証局から検証できない拒否応答がありました。管理者に連絡してください。", CallSupervisor)
-    } else if fi.contains(F::BadCertTemplate) || fi.contains(F::BadDataFormat) || fi.contains(F::IncorrectData) {
+        (
+            "認証局から検証できない拒否応答がありました。管理者に連絡してください。",
+            CallSupervisor,
+        )
+    } else if fi.contains(F::BadCertTemplate)
+        || fi.contains(F::BadDataFormat)
+        || fi.contains(F::IncorrectData)
+    {
         ("申請内容（氏名・住所・生年月日など）に誤りがあります。申請書を確認して再申請してください。", FixApplication)
     } else if fi.contains(F::SystemUnavail) || fi.contains(F::SystemFailure) {
-        ("認証局が一時的に処理できません。しばらくしてから再試行してください。", RetryLater)
-    } else if fi.contains(F::CertRevoked) || fi.contains(F::DuplicateCertReq) || fi.contains(F::CertConfirmed) {
+        (
+            "認証局が一時的に処理できません。しばらくしてから再試行してください。",
+            RetryLater,
+        )
+    } else if fi.contains(F::CertRevoked)
+        || fi.contains(F::DuplicateCertReq)
+        || fi.contains(F::CertConfirmed)
+    {
         ("この申請はすでに処理済みか、対象の証明書が失効しています。本日の手続を終了してください。", EndVisit)
     } else if fi.contains(F::TransactionIdInUse) {
-        ("同じ申請番号の処理が認証局で進行中です。しばらくしてから再試行してください。", RetryLater)
+        (
+            "同じ申請番号の処理が認証局で進行中です。しばらくしてから再試行してください。",
+            RetryLater,
+        )
     } else if fi.contains(F::BadTime) {
-        ("端末の時刻が認証局と一致しません。管理者に連絡してください。", CallSupervisor)
+        (
+            "端末の時刻が認証局と一致しません。管理者に連絡してください。",
+            CallSupervisor,
+        )
     } else if fi.contains(F::BadRecipientNonce) || fi.contains(F::BadSenderNonce) {
-        ("認証局との通信手順に不整合がありました。もう一度送信してください。", RetryNow)
+        (
+            "認証局との通信手順に不整合がありました。もう一度送信してください。",
+            RetryNow,
+        )
     } else {
         // badMessageCheck, signerNotTrusted, wrongIntegrity, notAuthorized,
         // wrongAuthority, badPOP, badAlg, badRequest and unknown bits: the
         // kiosk or the CA is misconfigured; staff cannot fix it at the counter.
-        ("認証局が申請を拒否しました。管理者に連絡してください。", CallSupervisor)
+        (
+            "認証局が申請を拒否しました。管理者に連絡してください。",
+            CallSupervisor,
+        )
     };
     Notice { message, recovery }
 }
@@ -275,7 +303,12 @@ mod tests {
     use super::*;
 
     fn rejected(f: &[Failure]) -> EnrollError {
-        EnrollError::Rejected { status: CaStatus::Rejection, fail_info: FailInfo::of(f), text: String::new(), authenticated: true }
+        EnrollError::Rejected {
+            status: CaStatus::Rejection,
+            fail_info: FailInfo::of(f),
+            text: String::new(),
+            authenticated: true,
+        }
     }
 
     #[test]
@@ -286,13 +319,22 @@ mod tests {
             (EnrollError::HttpStatus(503), Recovery::RetryLater),
             (EnrollError::HttpStatus(404), Recovery::CallSupervisor),
             (EnrollError::Tls("x".into()), Recovery::CallSupervisor),
-            (rejected(&[Failure::BadCertTemplate]), Recovery::FixApplication),
+            (
+                rejected(&[Failure::BadCertTemplate]),
+                Recovery::FixApplication,
+            ),
             (rejected(&[Failure::SystemUnavail]), Recovery::RetryLater),
             (rejected(&[Failure::DuplicateCertReq]), Recovery::EndVisit),
-            (rejected(&[Failure::TransactionIdInUse]), Recovery::RetryLater),
+            (
+                rejected(&[Failure::TransactionIdInUse]),
+                Recovery::RetryLater,
+            ),
             (rejected(&[Failure::BadRecipientNonce]), Recovery::RetryNow),
             (rejected(&[Failure::BadTime]), Recovery::CallSupervisor),
-            (rejected(&[Failure::BadMessageCheck]), Recovery::CallSupervisor),
+            (
+                rejected(&[Failure::BadMessageCheck]),
+                Recovery::CallSupervisor,
+            ),
             (rejected(&[Failure::BadPop]), Recovery::CallSupervisor),
             (
                 EnrollError::Rejected {
@@ -304,33 +346,70 @@ mod tests {
                 Recovery::CallSupervisor,
             ),
             (EnrollError::Malformed("x".into()), Recovery::CallSupervisor),
-            (EnrollError::UnexpectedBody { expected: "ip", got: "cp" }, Recovery::CallSupervisor),
-            (EnrollError::Protection(ProtectionError::MacMismatch), Recovery::CallSupervisor),
+            (
+                EnrollError::UnexpectedBody {
+                    expected: "ip",
+                    got: "cp",
+                },
+                Recovery::CallSupervisor,
+            ),
+            (
+                EnrollError::Protection(ProtectionError::MacMismatch),
+                Recovery::CallSupervisor,
+            ),
             (EnrollError::WrongTransaction, Recovery::RetryNow),
             (EnrollError::WrongNonce, Recovery::RetryNow),
             (
-                EnrollError::CertificateNotTrusted { cert_req_id: 0, source: ChainError::BadSignature },
+                EnrollError::CertificateNotTrusted {
+                    cert_req_id: 0,
+                    source: ChainError::BadSignature,
+                },
                 Recovery::CallSupervisor,
             ),
-            (EnrollError::KeyMismatch { cert_req_id: 1 }, Recovery::CallSupervisor),
-            (EnrollError::MissingCertificate { cert_req_id: 1 }, Recovery::CallSupervisor),
-            (EnrollError::PollingGaveUp { polls: 3 }, Recovery::RetryLater),
+            (
+                EnrollError::KeyMismatch { cert_req_id: 1 },
+                Recovery::CallSupervisor,
+            ),
+            (
+                EnrollError::MissingCertificate { cert_req_id: 1 },
+                Recovery::CallSupervisor,
+            ),
+            (
+                EnrollError::PollingGaveUp { polls: 3 },
+                Recovery::RetryLater,
+            ),
             (EnrollError::Config("x".into()), Recovery::CallSupervisor),
         ];
         for (err, want) in cases {
             let n = err.notice();
             assert_eq!(n.recovery, want, "{err}");
             // Japanese text for staff: at least one kana/kanji character, and it ends a sentence.
-            assert!(n.message.chars().any(|c| ('\u{3040}'..='\u{9FFF}').contains(&c)), "{err}");
+            assert!(
+                n.message
+                    .chars()
+                    .any(|c| ('\u{3040}'..='\u{9FFF}').contains(&c)),
+                "{err}"
+            );
             assert!(n.message.ends_with('。'), "{err}");
         }
     }
 
     #[test]
     fn fail_info_names_bits_above_sixteen() {
-        let fi = FailInfo::of(&[Failure::BadRequest, Failure::BadCertTemplate, Failure::DuplicateCertReq]);
+        let fi = FailInfo::of(&[
+            Failure::BadRequest,
+            Failure::BadCertTemplate,
+            Failure::DuplicateCertReq,
+        ]);
         assert_eq!(fi.0, (1 << 2) | (1 << 19) | (1 << 26));
-        assert_eq!(fi.failures(), vec![Failure::BadRequest, Failure::BadCertTemplate, Failure::DuplicateCertReq]);
+        assert_eq!(
+            fi.failures(),
+            vec![
+                Failure::BadRequest,
+                Failure::BadCertTemplate,
+                Failure::DuplicateCertReq
+            ]
+        );
         assert!(!fi.contains(Failure::BadTime));
     }
 }

@@ -32,7 +32,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 3, first_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(4) }
+        RetryPolicy {
+            attempts: 3,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(4),
+        }
     }
 }
 
@@ -59,7 +63,10 @@ impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
             .field("url", &self.url)
-            .field("client_identity_pem", &self.client_identity_pem.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_identity_pem",
+                &self.client_identity_pem.as_ref().map(|_| "<redacted>"),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
@@ -94,7 +101,8 @@ pub struct HttpTransport {
 impl HttpTransport {
     /// Build the HTTP client. Fails on an unreadable PEM or URL.
     pub fn new(config: &HttpConfig) -> Result<Self, EnrollError> {
-        let url = reqwest::Url::parse(&config.url).map_err(|e| EnrollError::Config(format!("CA URL: {e}")))?;
+        let url = reqwest::Url::parse(&config.url)
+            .map_err(|e| EnrollError::Config(format!("CA URL: {e}")))?;
         let mut builder = reqwest::blocking::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -111,11 +119,19 @@ impl HttpTransport {
             }
         }
         if let Some(pem) = &config.client_identity_pem {
-            let id = reqwest::Identity::from_pem(pem).map_err(|e| EnrollError::Config(format!("client identity: {e}")))?;
+            let id = reqwest::Identity::from_pem(pem)
+                .map_err(|e| EnrollError::Config(format!("client identity: {e}")))?;
             builder = builder.identity(id);
         }
-        let client = builder.build().map_err(|e| EnrollError::Config(format!("HTTP client: {e}")))?;
-        Ok(HttpTransport { client, url, retry: config.retry, max_response_bytes: config.max_response_bytes })
+        let client = builder
+            .build()
+            .map_err(|e| EnrollError::Config(format!("HTTP client: {e}")))?;
+        Ok(HttpTransport {
+            client,
+            url,
+            retry: config.retry,
+            max_response_bytes: config.max_response_bytes,
+        })
     }
 
     fn attempt(&self, request: &[u8]) -> Result<Vec<u8>, Attempt> {
@@ -143,15 +159,20 @@ impl HttpTransport {
             });
         }
         let mut body = Vec::new();
-        resp.take(self.max_response_bytes as u64 + 1).read_to_end(&mut body).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                Attempt::Retry(EnrollError::Timeout)
-            } else {
-                Attempt::Retry(EnrollError::Unreachable(e.to_string()))
-            }
-        })?;
+        resp.take(self.max_response_bytes as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    Attempt::Retry(EnrollError::Timeout)
+                } else {
+                    Attempt::Retry(EnrollError::Unreachable(e.to_string()))
+                }
+            })?;
         if body.len() > self.max_response_bytes {
-            return Err(Attempt::Fatal(EnrollError::Malformed(format!("response over {} bytes", self.max_response_bytes))));
+            return Err(Attempt::Fatal(EnrollError::Malformed(format!(
+                "response over {} bytes",
+                self.max_response_bytes
+            ))));
         }
         Ok(body)
     }
@@ -223,7 +244,11 @@ mod tests {
 
     fn transport(url: String, attempts: u32) -> HttpTransport {
         let mut c = HttpConfig::new(url);
-        c.retry = RetryPolicy { attempts, first_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(20) };
+        c.retry = RetryPolicy {
+            attempts,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+        };
         c.timeout = Duration::from_secs(5);
         HttpTransport::new(&c).unwrap()
     }
@@ -274,16 +299,27 @@ mod tests {
 
     #[test]
     fn non_cmp_4xx_is_not_retried() {
-        let (url, h) = serve(vec![b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"]);
-        assert!(matches!(transport(url, 3).exchange(b"abc"), Err(EnrollError::HttpStatus(404))));
+        let (url, h) = serve(vec![
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ]);
+        assert!(matches!(
+            transport(url, 3).exchange(b"abc"),
+            Err(EnrollError::HttpStatus(404))
+        ));
         assert_eq!(h.join().unwrap().len(), 1);
     }
 
     #[test]
     fn refused_connection_is_unreachable_after_bounded_attempts() {
         // Bind then drop: the port is very likely closed.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = transport(format!("http://127.0.0.1:{port}/pkix/"), 2).exchange(b"abc").unwrap_err();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = transport(format!("http://127.0.0.1:{port}/pkix/"), 2)
+            .exchange(b"abc")
+            .unwrap_err();
         assert!(matches!(err, EnrollError::Unreachable(_)), "{err:?}");
     }
 }

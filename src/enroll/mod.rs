@@ -62,8 +62,12 @@ impl CertProfile {
     /// certificatePolicies OID of the profile.
     pub fn policy(self) -> der::oid::ObjectIdentifier {
         match self {
-            CertProfile::UserAuthentication => der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.3.30"),
-            CertProfile::Signing => der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.1.20"),
+            CertProfile::UserAuthentication => {
+                der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.3.30")
+            }
+            CertProfile::Signing => {
+                der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.1.20")
+            }
         }
     }
 }
@@ -92,7 +96,10 @@ impl fmt::Debug for RegInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The birth date is personal data; the others are not.
         f.debug_struct("RegInfo")
-            .field("birth_date", &self.birth_date.as_ref().map(|_| "<redacted>"))
+            .field(
+                "birth_date",
+                &self.birth_date.as_ref().map(|_| "<redacted>"),
+            )
             .field("card_expiry", &self.card_expiry)
             .field("municipality_code", &self.municipality_code)
             .finish()
@@ -261,7 +268,11 @@ pub trait Transport {
 pub trait Enroller {
     /// Ask for certificates; returns them only after every check passed. Does
     /// not confirm them: call [`Enroller::confirm`] after writing to the card.
-    fn enroll(&self, req: &EnrollRequest, progress: &mut dyn FnMut(Progress)) -> Result<Issued, EnrollError>;
+    fn enroll(
+        &self,
+        req: &EnrollRequest,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Issued, EnrollError>;
     /// certConf → pkiConf, once the certificates are on the card.
     fn confirm(&self, issued: &Issued) -> Result<(), EnrollError>;
     /// rr → rp.
@@ -276,15 +287,25 @@ mod tests {
 
     #[test]
     fn reg_info_pairs_skip_absent_values() {
-        let r = RegInfo { birth_date: Some("319800217".into()), card_expiry: None, municipality_code: Some("131016".into()) };
-        assert_eq!(r.utf8_pairs().unwrap(), "jpki-birth-date?319800217%municipality-code?131016%");
+        let r = RegInfo {
+            birth_date: Some("319800217".into()),
+            card_expiry: None,
+            municipality_code: Some("131016".into()),
+        };
+        assert_eq!(
+            r.utf8_pairs().unwrap(),
+            "jpki-birth-date?319800217%municipality-code?131016%"
+        );
         assert_eq!(RegInfo::default().utf8_pairs(), None);
         assert!(!format!("{r:?}").contains("3198"));
     }
 
     #[test]
     fn transaction_derivations_are_stable_and_distinct() {
-        let t = Transaction { id: [1; 16], seed: [2; 16] };
+        let t = Transaction {
+            id: [1; 16],
+            seed: [2; 16],
+        };
         assert_eq!(t.nonce(step::REQUEST), t.nonce(step::REQUEST));
         assert_ne!(t.nonce(step::REQUEST), t.nonce(step::CONFIRM));
         assert_ne!(t.nonce(step::REQUEST), t.salt(step::REQUEST));

@@ -18,7 +18,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// 氏名 (name).
 pub const OID_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.1");
 /// 氏名代替文字の使用位置情報.
-pub const OID_NAME_SUBSTITUTE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.2");
+pub const OID_NAME_SUBSTITUTE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.2");
 /// 性別 (sex, JIS X 0303 digit).
 pub const OID_SEX: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.3");
 /// 生年月日 (EYYYYMMDD).
@@ -26,7 +27,8 @@ pub const OID_BIRTH_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.3
 /// 住所 (address).
 pub const OID_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.5");
 /// 住所代替文字の使用位置情報.
-pub const OID_ADDRESS_SUBSTITUTE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.6");
+pub const OID_ADDRESS_SUBSTITUTE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.6");
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 
 /// The six personal-data attributes of a signing certificate, as strings in
@@ -68,7 +70,10 @@ impl PersonalData {
         let names = pairs
             .into_iter()
             .map(|(oid, v)| {
-                Ok(GeneralName::OtherName(OtherName { type_id: oid, value: Any::encode_from(&Utf8StringRef::new(v)?)? }))
+                Ok(GeneralName::OtherName(OtherName {
+                    type_id: oid,
+                    value: Any::encode_from(&Utf8StringRef::new(v)?)?,
+                }))
             })
             .collect::<der::Result<Vec<_>>>()?;
         Ok(Extension {
@@ -100,10 +105,17 @@ mod tests {
         let ext = sample().subject_alt_name().unwrap();
         let san = SubjectAltName::from_der(ext.extn_value.as_bytes()).unwrap();
         assert_eq!(san.0.len(), 6);
-        let GeneralName::OtherName(first) = &san.0[0] else { panic!("not an otherName") };
+        let GeneralName::OtherName(first) = &san.0[0] else {
+            panic!("not an otherName")
+        };
         assert_eq!(first.type_id, OID_NAME);
-        assert_eq!(Utf8StringRef::try_from(&first.value).unwrap().as_str(), "総務　太郎");
-        let GeneralName::OtherName(dob) = &san.0[3] else { panic!("not an otherName") };
+        assert_eq!(
+            Utf8StringRef::try_from(&first.value).unwrap().as_str(),
+            "総務　太郎"
+        );
+        let GeneralName::OtherName(dob) = &san.0[3] else {
+            panic!("not an otherName")
+        };
         assert_eq!(dob.type_id, OID_BIRTH_DATE);
     }
 

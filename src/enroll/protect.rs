@@ -28,7 +28,8 @@ use zeroize::Zeroizing;
 use super::chain::{self, ChainError};
 
 /// id-PasswordBasedMac (RFC 4210 §5.1.3.1).
-pub const PASSWORD_BASED_MAC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113533.7.66.13");
+pub const PASSWORD_BASED_MAC: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113533.7.66.13");
 /// sha256WithRSAEncryption.
 pub const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
@@ -100,7 +101,10 @@ impl fmt::Debug for ResponseTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseTrust")
             .field("signer_anchors", &self.signer_anchors.len())
-            .field("mac_secret", &self.mac_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "mac_secret",
+                &self.mac_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -166,9 +170,15 @@ pub fn header_fields(cred: &Credential, salt: &[u8; 16]) -> Result<HeaderFields,
         Credential::Mac { reference, .. } => {
             let params = cmpv2::parameter::PbmParameter {
                 salt: OctetString::new(salt.to_vec())?,
-                owf: AlgorithmIdentifierOwned { oid: ID_SHA256, parameters: None },
+                owf: AlgorithmIdentifierOwned {
+                    oid: ID_SHA256,
+                    parameters: None,
+                },
                 iteration_count: PBM_ITERATIONS,
-                mac: AlgorithmIdentifierOwned { oid: HMAC_SHA256, parameters: None },
+                mac: AlgorithmIdentifierOwned {
+                    oid: HMAC_SHA256,
+                    parameters: None,
+                },
             };
             Ok(HeaderFields {
                 alg: AlgorithmIdentifierOwned {
@@ -183,7 +193,10 @@ pub fn header_fields(cred: &Credential, salt: &[u8; 16]) -> Result<HeaderFields,
             let mut extra = vec![(**cert).clone()];
             extra.extend(chain.iter().cloned());
             Ok(HeaderFields {
-                alg: AlgorithmIdentifierOwned { oid: SHA256_WITH_RSA, parameters: Some(Any::from(der::asn1::Null)) },
+                alg: AlgorithmIdentifierOwned {
+                    oid: SHA256_WITH_RSA,
+                    parameters: Some(Any::from(der::asn1::Null)),
+                },
                 sender_kid: subject_key_id(cert).map(OctetString::new).transpose()?,
                 extra_certs: extra,
             })
@@ -192,7 +205,11 @@ pub fn header_fields(cred: &Credential, salt: &[u8; 16]) -> Result<HeaderFields,
 }
 
 /// Compute the protection bits for `protected_part` (DER of ProtectedPart).
-pub fn protect(cred: &Credential, alg: &AlgorithmIdentifierOwned, protected_part: &[u8]) -> Result<Vec<u8>, ProtectionError> {
+pub fn protect(
+    cred: &Credential,
+    alg: &AlgorithmIdentifierOwned,
+    protected_part: &[u8],
+) -> Result<Vec<u8>, ProtectionError> {
     match cred {
         Credential::Mac { secret, .. } => pbm(alg, secret, protected_part),
         Credential::Signature { key, .. } => {
@@ -221,12 +238,15 @@ pub fn verify(
             let secret = trust.mac_secret.as_ref().ok_or(ProtectionError::NoSecret)?;
             let expected = pbm(alg, secret, protected_part)?;
             // Constant-time comparison through the hmac crate's verifier.
-            let mut m = Hmac::<Sha256>::new_from_slice(&expected).map_err(|_| ProtectionError::MacMismatch)?;
+            let mut m = Hmac::<Sha256>::new_from_slice(&expected)
+                .map_err(|_| ProtectionError::MacMismatch)?;
             m.update(b"cmp");
             let reference = m.finalize().into_bytes();
-            let mut m = Hmac::<Sha256>::new_from_slice(protection).map_err(|_| ProtectionError::MacMismatch)?;
+            let mut m = Hmac::<Sha256>::new_from_slice(protection)
+                .map_err(|_| ProtectionError::MacMismatch)?;
             m.update(b"cmp");
-            m.verify_slice(&reference).map_err(|_| ProtectionError::MacMismatch)?;
+            m.verify_slice(&reference)
+                .map_err(|_| ProtectionError::MacMismatch)?;
             Ok(None)
         }
         SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA => {
@@ -238,10 +258,12 @@ pub fn verify(
                 .ok_or(ProtectionError::NoSignerCertificate)?;
             chain::chain_to_anchor(signer, extra_certs, &trust.signer_anchors, now)
                 .map_err(ProtectionError::SignerNotTrusted)?;
-            chain::verify_rsa(signer, &alg.oid, protected_part, protection).map_err(|e| match e {
-                ChainError::BadSignature => ProtectionError::BadSignature,
-                other => ProtectionError::SignerNotTrusted(other),
-            })?;
+            chain::verify_rsa(signer, &alg.oid, protected_part, protection).map_err(
+                |e| match e {
+                    ChainError::BadSignature => ProtectionError::BadSignature,
+                    other => ProtectionError::SignerNotTrusted(other),
+                },
+            )?;
             Ok(Some(signer.clone()))
         }
         other => Err(ProtectionError::UnsupportedAlgorithm(other.to_string())),
@@ -249,7 +271,11 @@ pub fn verify(
 }
 
 /// PasswordBasedMac (RFC 4211 §4.4): key = OWF^n(secret || salt), then MAC.
-fn pbm(alg: &AlgorithmIdentifierOwned, secret: &[u8], data: &[u8]) -> Result<Vec<u8>, ProtectionError> {
+fn pbm(
+    alg: &AlgorithmIdentifierOwned,
+    secret: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, ProtectionError> {
     let params: cmpv2::parameter::PbmParameter = alg
         .parameters
         .as_ref()
@@ -268,12 +294,14 @@ fn pbm(alg: &AlgorithmIdentifierOwned, secret: &[u8], data: &[u8]) -> Result<Vec
     };
     let tag = match params.mac.oid {
         HMAC_SHA256 => {
-            let mut m = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| ProtectionError::Malformed(e.to_string()))?;
+            let mut m = Hmac::<Sha256>::new_from_slice(&key)
+                .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
         HMAC_SHA1 | HMAC_SHA1_RSADSI => {
-            let mut m = Hmac::<Sha1>::new_from_slice(&key).map_err(|e| ProtectionError::Malformed(e.to_string()))?;
+            let mut m = Hmac::<Sha1>::new_from_slice(&key)
+                .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
@@ -299,7 +327,10 @@ mod tests {
     use super::*;
 
     fn mac_cred() -> Credential {
-        Credential::Mac { reference: b"ra01".to_vec(), secret: Zeroizing::new(b"test123".to_vec()) }
+        Credential::Mac {
+            reference: b"ra01".to_vec(),
+            secret: Zeroizing::new(b"test123".to_vec()),
+        }
     }
 
     #[test]
@@ -307,20 +338,61 @@ mod tests {
         let cred = mac_cred();
         let hf = header_fields(&cred, &[7; 16]).unwrap();
         let tag = protect(&cred, &hf.alg, b"protected part").unwrap();
-        let trust = ResponseTrust { mac_secret: Some(Zeroizing::new(b"test123".to_vec())), ..Default::default() };
+        let trust = ResponseTrust {
+            mac_secret: Some(Zeroizing::new(b"test123".to_vec())),
+            ..Default::default()
+        };
         let now = SystemTime::now();
-        assert_eq!(verify(Some(&hf.alg), None, Some(&tag), &[], b"protected part", &trust, now), Ok(None));
         assert_eq!(
-            verify(Some(&hf.alg), None, Some(&tag), &[], b"protected parT", &trust, now),
+            verify(
+                Some(&hf.alg),
+                None,
+                Some(&tag),
+                &[],
+                b"protected part",
+                &trust,
+                now
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            verify(
+                Some(&hf.alg),
+                None,
+                Some(&tag),
+                &[],
+                b"protected parT",
+                &trust,
+                now
+            ),
             Err(ProtectionError::MacMismatch)
         );
-        let wrong = ResponseTrust { mac_secret: Some(Zeroizing::new(b"test124".to_vec())), ..Default::default() };
+        let wrong = ResponseTrust {
+            mac_secret: Some(Zeroizing::new(b"test124".to_vec())),
+            ..Default::default()
+        };
         assert_eq!(
-            verify(Some(&hf.alg), None, Some(&tag), &[], b"protected part", &wrong, now),
+            verify(
+                Some(&hf.alg),
+                None,
+                Some(&tag),
+                &[],
+                b"protected part",
+                &wrong,
+                now
+            ),
             Err(ProtectionError::MacMismatch)
         );
         assert_eq!(
-            verify(Some(&hf.alg), None, None, &[], b"protected part", &trust, now),
+            verify(
+                Some(&hf.alg),
+                None,
+                None,
+                &[],
+                b"protected part",
+                &trust,
+                now
+            ),
             Err(ProtectionError::Missing)
         );
     }
@@ -331,7 +403,11 @@ mod tests {
         let cred = mac_cred();
         let hf = header_fields(&cred, &[1; 16]).unwrap();
         let tag = protect(&cred, &hf.alg, b"x").unwrap();
-        let mut k = Sha256::new().chain_update(b"test123").chain_update([1u8; 16]).finalize().to_vec();
+        let mut k = Sha256::new()
+            .chain_update(b"test123")
+            .chain_update([1u8; 16])
+            .finalize()
+            .to_vec();
         for _ in 0..999 {
             k = Sha256::digest(&k).to_vec();
         }
@@ -345,21 +421,55 @@ mod tests {
         use super::super::chain::tests::{root, small_key};
         let key = small_key(11);
         let cert = root(&key, "CMP signer");
-        let cred = Credential::Signature { key: Box::new(key), cert: Box::new(cert.clone()), chain: vec![] };
+        let cred = Credential::Signature {
+            key: Box::new(key),
+            cert: Box::new(cert.clone()),
+            chain: vec![],
+        };
         let hf = header_fields(&cred, &[0; 16]).unwrap();
         let sig = protect(&cred, &hf.alg, b"body").unwrap();
         let now = SystemTime::now();
-        let trusted = ResponseTrust { signer_anchors: vec![cert.clone()], mac_secret: None };
-        let got = verify(Some(&hf.alg), hf.sender_kid.as_ref(), Some(&sig), &hf.extra_certs, b"body", &trusted, now);
+        let trusted = ResponseTrust {
+            signer_anchors: vec![cert.clone()],
+            mac_secret: None,
+        };
+        let got = verify(
+            Some(&hf.alg),
+            hf.sender_kid.as_ref(),
+            Some(&sig),
+            &hf.extra_certs,
+            b"body",
+            &trusted,
+            now,
+        );
         assert_eq!(got, Ok(Some(cert.clone())));
         assert_eq!(
-            verify(Some(&hf.alg), None, Some(&sig), &hf.extra_certs, b"bodY", &trusted, now),
+            verify(
+                Some(&hf.alg),
+                None,
+                Some(&sig),
+                &hf.extra_certs,
+                b"bodY",
+                &trusted,
+                now
+            ),
             Err(ProtectionError::BadSignature)
         );
         let other = root(&small_key(12), "Other");
-        let untrusted = ResponseTrust { signer_anchors: vec![other], mac_secret: None };
+        let untrusted = ResponseTrust {
+            signer_anchors: vec![other],
+            mac_secret: None,
+        };
         assert!(matches!(
-            verify(Some(&hf.alg), None, Some(&sig), &hf.extra_certs, b"body", &untrusted, now),
+            verify(
+                Some(&hf.alg),
+                None,
+                Some(&sig),
+                &hf.extra_certs,
+                b"body",
+                &untrusted,
+                now
+            ),
             Err(ProtectionError::SignerNotTrusted(_))
         ));
     }

@@ -86,7 +86,9 @@ impl StatusInfo {
     /// The failInfo bits as a `u32` (bit n set = failure n), ignoring bits
     /// beyond 31, which RFC 4210 does not define.
     pub fn fail_bits(&self) -> u32 {
-        let Some(bits) = &self.fail_info else { return 0 };
+        let Some(bits) = &self.fail_info else {
+            return 0;
+        };
         bits.bits()
             .take(32)
             .enumerate()
@@ -95,7 +97,10 @@ impl StatusInfo {
 
     /// The status strings joined by " / ".
     pub fn text(&self) -> String {
-        self.status_string.as_ref().map(|t| t.join(" / ")).unwrap_or_default()
+        self.status_string
+            .as_ref()
+            .map(|t| t.join(" / "))
+            .unwrap_or_default()
     }
 }
 
@@ -257,17 +262,25 @@ mod tests {
             status_string: Some(vec!["no".into()]),
             fail_info: Some(BitString::new(7, &bytes[..]).unwrap()),
         };
-        let der = Body::Error(ErrorMsgContent { status: si, error_code: None, error_details: None })
-            .to_der()
-            .unwrap();
-        let Body::Error(e) = Body::from_der(&der).unwrap() else { panic!("not an error body") };
+        let der = Body::Error(ErrorMsgContent {
+            status: si,
+            error_code: None,
+            error_details: None,
+        })
+        .to_der()
+        .unwrap();
+        let Body::Error(e) = Body::from_der(&der).unwrap() else {
+            panic!("not an error body")
+        };
         assert_eq!(e.status.fail_bits(), (1 << 19) | (1 << 24));
         assert_eq!(e.status.text(), "no");
     }
 
     #[test]
     fn poll_req_is_a_sequence_of_sequences() {
-        let der = Body::PollReq(vec![PollReqEntry { cert_req_id: 0 }]).to_der().unwrap();
+        let der = Body::PollReq(vec![PollReqEntry { cert_req_id: 0 }])
+            .to_der()
+            .unwrap();
         // [25] { SEQUENCE { SEQUENCE { INTEGER 0 } } }
         assert_eq!(der, [0xB9, 0x07, 0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00]);
     }
