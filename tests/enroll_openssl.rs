@@ -246,15 +246,11 @@ fn auth_request(pki: &Pki, key: &str) -> EnrollRequest {
     EnrollRequest {
         kind: RequestKind::Initial,
         keys: vec![KeyRequest {
-            profile: CertProfile::UserAuthentication,
+            profile: CertProfile::UserAuth,
             public_key: pki.spki(key),
         }],
         personal_data: None,
-        reg_info: RegInfo {
-            card_expiry: Some("20350101".into()),
-            municipality_code: Some("131016".into()),
-            ..Default::default()
-        },
+        reg_info: RegInfo::parse("card-expiry?20350101%municipality-code?131016%").unwrap(),
         transaction: Transaction::random(),
     }
 }

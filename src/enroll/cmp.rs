@@ -25,7 +25,6 @@ use der::asn1::{
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::ext::pkix::certpolicy::{CertificatePolicies, PolicyInformation};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
@@ -45,7 +44,6 @@ pub const REG_INFO_UTF8_PAIRS: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
 /// id-it-caCerts (RFC 9480 §2.3.1).
 pub const IT_CA_CERTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
-const CERTIFICATE_POLICIES: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32");
 const CRL_REASON: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
 const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
@@ -240,9 +238,9 @@ pub fn cert_request_body(req: &EnrollRequest) -> Result<Body, EnrollError> {
         return Err(config("no key in the request"));
     }
     let mut seen = Vec::new();
-    let reg_info = req
-        .reg_info
-        .utf8_pairs()
+    let pairs = req.reg_info.to_utf8_pairs();
+    let reg_info = (!pairs.is_empty())
+        .then_some(pairs)
         .map(|pairs| -> Result<_, EnrollError> {
             Ok(vec![AttributeTypeAndValue {
                 oid: REG_INFO_UTF8_PAIRS,
@@ -261,19 +259,17 @@ pub fn cert_request_body(req: &EnrollRequest) -> Result<Body, EnrollError> {
             return Err(config("the same certificate requested twice"));
         }
         seen.push(*profile);
-        let policies = CertificatePolicies(vec![PolicyInformation {
-            policy_identifier: profile.policy(),
-            policy_qualifiers: None,
-        }]);
-        let mut extensions = vec![extension(CERTIFICATE_POLICIES, &policies)?];
+        let mut extensions = vec![profile.policies_extension().map_err(config)?];
         if *profile == super::CertProfile::Signing {
-            let pd = req
-                .personal_data
-                .as_ref()
-                .ok_or_else(|| config("signing certificate without personal data"))?;
+            let pd = req.personal_data.as_ref().ok_or_else(|| {
+                EnrollError::InvalidRequest("signing certificate without personal data".into())
+            })?;
+            // Refuse here what the CA would refuse with badCertTemplate.
+            pd.validate()
+                .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?;
             extensions.push(pd.subject_alt_name().map_err(config)?);
         }
-        let id = u8::try_from(profile.cert_req_id()).map_err(config)?;
+        let id = profile.cert_req_id();
         msgs.push(CertReqMsg {
             cert_req: CertRequest {
                 cert_req_id: Int::new(&[id]).map_err(config)?,
@@ -356,7 +352,7 @@ pub fn check_cert_rep(
     if let Some(r) = rep.response.iter().find(|r| {
         !keys
             .iter()
-            .any(|k| k.profile.cert_req_id() == r.cert_req_id)
+            .any(|k| i64::from(k.profile.cert_req_id()) == r.cert_req_id)
     }) {
         return Err(malformed(format!(
             "response for certReqId {} that was not requested",
@@ -368,7 +364,7 @@ pub fn check_cert_rep(
     let mut certificates = Vec::new();
     let mut path: Vec<Certificate> = Vec::new();
     for key in keys {
-        let id = key.profile.cert_req_id();
+        let id = i64::from(key.profile.cert_req_id());
         let resp = rep
             .response
             .iter()
@@ -437,7 +433,7 @@ pub fn cert_conf_body(certs: &[IssuedCert]) -> Result<Body, EnrollError> {
         .map(|c| {
             Ok(CertStatus {
                 cert_hash: OctetString::new(cert_hash(&c.certificate)?).map_err(config)?,
-                cert_req_id: c.profile.cert_req_id(),
+                cert_req_id: i64::from(c.profile.cert_req_id()),
                 status_info: None,
             })
         })
@@ -643,7 +639,7 @@ mod tests {
             kind: RequestKind::Initial,
             keys: vec![
                 KeyRequest {
-                    profile: CertProfile::UserAuthentication,
+                    profile: CertProfile::UserAuth,
                     public_key: spki.clone(),
                 },
                 KeyRequest {
@@ -652,11 +648,7 @@ mod tests {
                 },
             ],
             personal_data: Some(pd),
-            reg_info: RegInfo {
-                birth_date: Some("319800217".into()),
-                card_expiry: Some("20350217".into()),
-                municipality_code: None,
-            },
+            reg_info: RegInfo::parse("jpki-birth-date?319800217%card-expiry?20350217%").unwrap(),
             transaction: Transaction::random(),
         };
         let Body::Ir(msgs) = cert_request_body(&req).unwrap() else {
@@ -696,7 +688,7 @@ mod tests {
         req.personal_data = None;
         assert!(matches!(
             cert_request_body(&req),
-            Err(EnrollError::Config(_))
+            Err(EnrollError::InvalidRequest(_))
         ));
     }
 
@@ -724,7 +716,7 @@ mod tests {
         let card_key = small_key(32).to_public_key();
         let other_key = small_key(33).to_public_key();
         let keys = vec![KeyRequest {
-            profile: CertProfile::UserAuthentication,
+            profile: CertProfile::UserAuth,
             public_key: SubjectPublicKeyInfoOwned::from_key(card_key.clone()).unwrap(),
         }];
         let now = SystemTime::now();

@@ -218,6 +218,11 @@ pub enum EnrollError {
         /// Number of pollReq sent.
         polls: u32,
     },
+    /// The application data cannot make a valid request (personal data in
+    /// the wrong format, signing certificate without personal data); nothing
+    /// was sent.
+    #[error("invalid application: {0}")]
+    InvalidRequest(String),
     /// The client was set up wrongly (unreadable PEM, bad URL, empty request).
     #[error("client configuration: {0}")]
     Config(String),
@@ -241,6 +246,7 @@ impl EnrollError {
             EnrollError::KeyMismatch { .. } => ("発行された証明書がカードの鍵と一致しません。カードに書き込まず、管理者に連絡してください。", CallSupervisor),
             EnrollError::MissingCertificate { .. } => ("認証局から証明書が返されませんでした。管理者に連絡してください。", CallSupervisor),
             EnrollError::PollingGaveUp { .. } => ("認証局の発行処理が完了していません。しばらくしてから再試行してください。", RetryLater),
+            EnrollError::InvalidRequest(_) => ("申請内容の形式に誤りがあります。申請書を確認して入力し直してください。", FixApplication),
             EnrollError::Config(_) => ("端末の設定に誤りがあります。管理者に連絡してください。", CallSupervisor),
         };
         Notice { message, recovery }
@@ -377,6 +383,10 @@ mod tests {
             (
                 EnrollError::PollingGaveUp { polls: 3 },
                 Recovery::RetryLater,
+            ),
+            (
+                EnrollError::InvalidRequest("x".into()),
+                Recovery::FixApplication,
             ),
             (EnrollError::Config("x".into()), Recovery::CallSupervisor),
         ];

@@ -15,7 +15,6 @@ pub mod client;
 pub mod cmp;
 pub mod error;
 pub mod http;
-pub mod personal;
 pub mod protect;
 pub mod wire;
 
@@ -30,8 +29,8 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 
+pub use crate::pki::jpki_profile::{BirthDate, CertProfile, PersonalData, RegInfo};
 pub use error::{EnrollError, FailInfo, Failure, Notice, Recovery};
-pub use personal::PersonalData;
 
 /// Which CMP request starts the transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,34 +43,6 @@ pub enum RequestKind {
     KeyUpdate,
 }
 
-/// Which JPKI certificate a key is for; the value is the certReqId.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertProfile {
-    /// 利用者証明用電子証明書 (certReqId 0, no personal data).
-    UserAuthentication = 0,
-    /// 署名用電子証明書 (certReqId 1, carries the personal data).
-    Signing = 1,
-}
-
-impl CertProfile {
-    /// certReqId used for this profile in every request.
-    pub fn cert_req_id(self) -> i64 {
-        self as i64
-    }
-
-    /// certificatePolicies OID of the profile.
-    pub fn policy(self) -> der::oid::ObjectIdentifier {
-        match self {
-            CertProfile::UserAuthentication => {
-                der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.3.30")
-            }
-            CertProfile::Signing => {
-                der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.1.20")
-            }
-        }
-    }
-}
-
 /// One certificate wanted: its profile and the card's public key for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRequest {
@@ -79,51 +50,6 @@ pub struct KeyRequest {
     pub profile: CertProfile,
     /// The key pair's public half as generated on the card.
     pub public_key: SubjectPublicKeyInfoOwned,
-}
-
-/// The regInfo `utf8Pairs` the CA uses for validity and CRL partition.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RegInfo {
-    /// Holder's birth date, EYYYYMMDD.
-    pub birth_date: Option<String>,
-    /// Card expiry, YYYYMMDD.
-    pub card_expiry: Option<String>,
-    /// Six-digit municipality code (全国地方公共団体コード).
-    pub municipality_code: Option<String>,
-}
-
-impl fmt::Debug for RegInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The birth date is personal data; the others are not.
-        f.debug_struct("RegInfo")
-            .field(
-                "birth_date",
-                &self.birth_date.as_ref().map(|_| "<redacted>"),
-            )
-            .field("card_expiry", &self.card_expiry)
-            .field("municipality_code", &self.municipality_code)
-            .finish()
-    }
-}
-
-impl RegInfo {
-    /// `name?value%` pairs (RFC 4211 §7.1), or `None` when all are absent.
-    pub fn utf8_pairs(&self) -> Option<String> {
-        let mut s = String::new();
-        for (k, v) in [
-            ("jpki-birth-date", &self.birth_date),
-            ("card-expiry", &self.card_expiry),
-            ("municipality-code", &self.municipality_code),
-        ] {
-            if let Some(v) = v {
-                s.push_str(k);
-                s.push('?');
-                s.push_str(v);
-                s.push('%');
-            }
-        }
-        (!s.is_empty()).then_some(s)
-    }
 }
 
 /// Identifiers of one CMP transaction. The journal persists these before the
@@ -284,21 +210,6 @@ pub trait Enroller {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reg_info_pairs_skip_absent_values() {
-        let r = RegInfo {
-            birth_date: Some("319800217".into()),
-            card_expiry: None,
-            municipality_code: Some("131016".into()),
-        };
-        assert_eq!(
-            r.utf8_pairs().unwrap(),
-            "jpki-birth-date?319800217%municipality-code?131016%"
-        );
-        assert_eq!(RegInfo::default().utf8_pairs(), None);
-        assert!(!format!("{r:?}").contains("3198"));
-    }
 
     #[test]
     fn transaction_derivations_are_stable_and_distinct() {
