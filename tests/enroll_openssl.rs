@@ -527,3 +527,141 @@ fn mock_signed_by_untrusted_signer_is_refused() {
         .unwrap_err();
     assert!(matches!(err, EnrollError::Protection(_)), "{err:?}");
 }
+
+/// `openssl s_server` requiring a client certificate from the test CA, for
+/// one connection. Its stdin is relayed to the client once the handshake is
+/// done, so a canned CMP-typed HTTP response written there becomes the answer.
+struct TlsServer {
+    child: Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(pki: &Pki) -> TlsServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-cert",
+                "tls.crt",
+                "-key",
+                "tls.key",
+            ])
+            .args([
+                "-CAfile",
+                "ca.crt",
+                "-Verify",
+                "1",
+                "-verify_return_error",
+                "-naccept",
+                "1",
+                "-quiet",
+            ])
+            .current_dir(pki.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), reply).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Wait for the port by looking at the socket table rather than
+        // connecting: a probe connection would use up -naccept 1.
+        let hex_port = format!(":{port:04X} ");
+        while !fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .contains(&hex_port)
+        {
+            assert!(Instant::now() < deadline, "s_server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_uses_the_ra_client_certificate_and_only_the_configured_roots() {
+    let pki = Pki::new();
+    let d = pki.path();
+    fs::write(
+        d.join("tls.ext"),
+        format!("{EE_EXT}subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "tls.ext",
+            "-out",
+            "tls.crt",
+        ],
+    );
+    let identity = || {
+        let mut pem = fs::read(d.join("ra.crt")).unwrap();
+        pem.extend(fs::read(d.join("ra.key")).unwrap());
+        Some(Zeroizing::new(pem))
+    };
+    let exchange = |roots: &str, id: Option<Zeroizing<Vec<u8>>>| {
+        let server = TlsServer::start(&pki);
+        let mut c = HttpConfig::new(format!("https://127.0.0.1:{}/pkix/", server.port));
+        c.tls_roots_pem = fs::read(d.join(roots)).unwrap();
+        c.client_identity_pem = id;
+        c.retry.attempts = 1;
+        c.timeout = Duration::from_secs(10);
+        HttpTransport::new(&c).unwrap().exchange(b"x")
+    };
+    use jpki_kiosk::enroll::Transport;
+
+    // With the RA certificate and the CA's root: a full HTTPS round trip.
+    assert_eq!(exchange("ca.crt", identity()).unwrap(), b"ok");
+
+    // Without a client certificate the server refuses us.
+    let err = exchange("ca.crt", None).unwrap_err();
+    assert!(matches!(err, EnrollError::Tls(_)), "{err:?}");
+    assert_eq!(err.notice().recovery, Recovery::CallSupervisor);
+
+    // A server certificate from a root we were not given is refused by us.
+    let err = exchange("other-ca.crt", identity()).unwrap_err();
+    assert!(matches!(err, EnrollError::Tls(_)), "{err:?}");
+}

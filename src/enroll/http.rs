@@ -152,10 +152,13 @@ impl HttpTransport {
         // than reporting a bare status.
         if !is_cmp {
             let code = status.as_u16();
-            return Err(if matches!(code, 502..=504) {
-                Attempt::Retry(EnrollError::HttpStatus(code))
-            } else {
-                Attempt::Fatal(EnrollError::HttpStatus(code))
+            return Err(match code {
+                502..=504 => Attempt::Retry(EnrollError::HttpStatus(code)),
+                // A 2xx that is not CMP: a web server, not the CA, answered.
+                200..=299 => Attempt::Fatal(EnrollError::Malformed(format!(
+                    "HTTP {code} without {CONTENT_TYPE}"
+                ))),
+                _ => Attempt::Fatal(EnrollError::HttpStatus(code)),
             });
         }
         let mut body = Vec::new();
@@ -190,12 +193,15 @@ fn classify(e: reqwest::Error) -> Attempt {
         if let Some(t) = s.downcast_ref::<rustls::Error>() {
             return Attempt::Fatal(EnrollError::Tls(t.to_string()));
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Attempt::Fatal(EnrollError::Tls(t.to_string()));
-            }
-        }
-        source = s.source();
+        // io::Error's source() skips the error it wraps (rustls's errors come
+        // wrapped, sometimes twice), so step into it explicitly.
+        source = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
     }
     if e.is_timeout() {
         Attempt::Retry(EnrollError::Timeout)
