@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(n.0.len(), 2);
         let first = n.0[0].0.iter().next().unwrap();
         assert_eq!(first.oid, attr::C);
-        assert_eq!(first.value.tag(), Tag::Utf8String);
+        assert_eq!(der::Tagged::tag(&first.value), Tag::Utf8String);
     }
 
     #[test]
