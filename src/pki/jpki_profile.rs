@@ -53,7 +53,7 @@ pub const OID_CERTIFICATE_POLICIES: ObjectIdentifier = ObjectIdentifier::new_unw
 pub const OID_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 
 /// The two JPKI end-entity certificate types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum CertProfile {
     /// 利用者証明用電子証明書: no personal data, keyUsage digitalSignature.
@@ -366,6 +366,12 @@ pub struct RegInfo {
     pub card_expiry: Option<Date>,
     /// The 6-digit local-government code (picks the CRL partition).
     pub municipality_code: Option<String>,
+    /// The card's identifier (`card-id`): lets 異動 notices find the card's certificates.
+    /// The CA keeps only a keyed hash of it.
+    pub card_id: Option<String>,
+    /// The resident's identifier in the registry (`resident-id`), for 異動 notices.
+    /// Personal data: the CA keeps only a keyed hash of it.
+    pub resident_id: Option<String>,
 }
 
 impl fmt::Debug for RegInfo {
@@ -374,6 +380,8 @@ impl fmt::Debug for RegInfo {
             .field("birth_date", &self.birth_date.map(|_| "<redacted>"))
             .field("card_expiry", &self.card_expiry)
             .field("municipality_code", &self.municipality_code)
+            .field("card_id", &self.card_id.as_ref().map(|_| "<redacted>"))
+            .field("resident_id", &self.resident_id.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -381,6 +389,15 @@ impl fmt::Debug for RegInfo {
 const KEY_BIRTH: &str = "jpki-birth-date";
 const KEY_EXPIRY: &str = "card-expiry";
 const KEY_MUNI: &str = "municipality-code";
+const KEY_CARD: &str = "card-id";
+const KEY_RESIDENT: &str = "resident-id";
+
+fn check_id(value: &str, field: &'static str) -> Result<String, PkiError> {
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(invalid(field, "1-64 ASCII letters, digits or '-'"));
+    }
+    Ok(value.to_owned())
+}
 
 impl RegInfo {
     /// Parses the utf8Pairs string; unknown names are ignored, known ones validated.
@@ -399,6 +416,8 @@ impl RegInfo {
                     }
                     info.municipality_code = Some(value.to_owned());
                 }
+                KEY_CARD => info.card_id = Some(check_id(value, "card id")?),
+                KEY_RESIDENT => info.resident_id = Some(check_id(value, "resident id")?),
                 _ => {}
             }
         }
@@ -416,6 +435,12 @@ impl RegInfo {
         }
         if let Some(m) = &self.municipality_code {
             s += &format!("{KEY_MUNI}?{m}%");
+        }
+        if let Some(c) = &self.card_id {
+            s += &format!("{KEY_CARD}?{c}%");
+        }
+        if let Some(r) = &self.resident_id {
+            s += &format!("{KEY_RESIDENT}?{r}%");
         }
         s
     }
@@ -538,13 +563,15 @@ mod tests {
 
     #[test]
     fn reginfo_round_trip_and_validation() {
-        let s = "jpki-birth-date?319800217%card-expiry?20351231%municipality-code?131016%";
+        let s = "jpki-birth-date?319800217%card-expiry?20351231%municipality-code?131016%card-id?C0FFEE%resident-id?R-1%";
         let r = RegInfo::parse(s).unwrap();
         assert_eq!(r.card_expiry, Some(date!(2035 - 12 - 31)));
         assert_eq!(r.municipality_code.as_deref(), Some("131016"));
         assert_eq!(r.to_utf8_pairs(), s);
         assert!(RegInfo::parse("municipality-code?13101%").is_err());
         assert!(RegInfo::parse("garbage").is_err());
+        assert!(RegInfo::parse("card-id?a b%").is_err());
+        assert!(!format!("{r:?}").contains("R-1"));
         assert_eq!(RegInfo::parse("other?x%").unwrap(), RegInfo::default());
     }
 

@@ -1,0 +1,217 @@
+//! CRL generation (RFC 5280 §5), full and per-municipality partitions.
+//!
+//! `x509-cert` 0.2 has no CRL builder and its `TbsCertList` holds every entry as a struct.
+//! Here the revoked entries are DER-encoded one row at a time straight from SQLite into one
+//! buffer, which then sits in the `TBSCertList` as a pre-encoded value: memory is the size
+//! of the CRL itself, not of the certificate table.
+//!
+//! It does not decide when to re-issue (the server does: on revocation and on schedule).
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, BitString, GeneralizedTime, OctetString, Uint};
+use der::{Decode, Encode, Sequence, Tag};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::crl::RevokedCert;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::crl::CrlNumber;
+use x509_cert::ext::pkix::name::DistributionPointName;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
+use x509_cert::ext::{Extension, Extensions};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Time;
+use x509_cert::Version;
+
+use super::certs::x509_time;
+use super::issue::distribution_point_names;
+use super::material::Material;
+use super::store::{Store, StoreError};
+use super::CaError;
+use crate::pki::jpki_profile::CertProfile;
+use crate::pki::{sha256_with_rsa, sign_sha256};
+
+const OID_CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
+const OID_REASON_CODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
+const OID_INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
+// x509-cert 0.2 gives IssuingDistributionPoint the wrong OID; use the right one here.
+const OID_IDP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.28");
+const OID_AKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.35");
+
+/// `TBSCertList` with the revoked entries pre-encoded.
+#[derive(Sequence)]
+struct TbsCertListRaw<'a> {
+    version: Version,
+    signature: AlgorithmIdentifierOwned,
+    issuer: Name,
+    this_update: Time,
+    next_update: Option<Time>,
+    revoked_certificates: Option<AnyRef<'a>>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    crl_extensions: Option<Extensions>,
+}
+
+/// `CertificateList` around an already-encoded `TBSCertList`.
+#[derive(Sequence)]
+struct CertificateListRaw<'a> {
+    tbs_cert_list: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitString,
+}
+
+/// A generated CRL.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    /// DER.
+    pub der: Vec<u8>,
+    /// CRL number.
+    pub number: u64,
+    /// nextUpdate (Unix seconds).
+    pub next_update: i64,
+    /// Number of entries.
+    pub entries: u64,
+}
+
+/// The scope key of a CRL (`sign`, `auth`, `sign/131016`, …), used for CRL numbers.
+pub fn scope(profile: CertProfile, municipality: Option<&str>) -> String {
+    match municipality {
+        Some(m) => format!("{}/{m}", profile.as_str()),
+        None => profile.as_str().to_string(),
+    }
+}
+
+fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, v: &T) -> Result<Extension, CaError> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(v.to_der()?)? })
+}
+
+/// Builds, signs and numbers the CRL of a scope, streaming its entries from the store.
+pub fn build(
+    store: &Store,
+    material: &Material,
+    profile: CertProfile,
+    municipality: Option<&str>,
+    base_url: &str,
+    now: i64,
+    lifetime_secs: i64,
+) -> Result<Crl, CaError> {
+    let issuer = material.issuer(profile == CertProfile::Signing);
+    let number = store.next_crl_number(&scope(profile, municipality))?;
+
+    let mut entries_der = Vec::new();
+    let mut entries = 0u64;
+    let mut entry_error: Option<CaError> = None;
+    store.for_each_revoked(profile.as_str(), municipality, |row| {
+        let encoded = (|| -> Result<(), CaError> {
+            let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
+            let mut exts = Vec::new();
+            if row.reason != 0 {
+                // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
+                let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
+                exts.push(ext(OID_REASON_CODE, false, &reason)?);
+            }
+            if let Some(t) = row.invalidity {
+                let gt = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(t.max(0) as u64))?;
+                exts.push(ext(OID_INVALIDITY_DATE, false, &gt)?);
+            }
+            let entry = RevokedCert {
+                serial_number: SerialNumber::new(&serial_bytes)?,
+                revocation_date: x509_time(row.revoked_at)?,
+                crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
+            };
+            entry.encode_to_vec(&mut entries_der)?;
+            Ok(())
+        })();
+        match encoded {
+            Ok(()) => {
+                entries += 1;
+                Ok(())
+            }
+            Err(e) => {
+                entry_error = Some(e);
+                // Stop the row stream; the error is reported below.
+                Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+            }
+        }
+    })
+    .or_else(|e| match entry_error.take() {
+        Some(_) => Ok(()),
+        None => Err(e),
+    })?;
+    if let Some(e) = entry_error {
+        return Err(e);
+    }
+
+    let mut crl_extensions = vec![
+        ext(
+            OID_AKI,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(issuer.key_id.clone())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+        ext(OID_CRL_NUMBER, false, &CrlNumber(Uint::new(&number.to_be_bytes())?))?,
+    ];
+    if municipality.is_some() {
+        let idp = IssuingDistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(distribution_point_names(
+                profile,
+                municipality,
+                base_url,
+            )?)),
+            only_contains_user_certs: true,
+            only_contains_ca_certs: false,
+            only_some_reasons: None,
+            indirect_crl: false,
+            only_contains_attribute_certs: false,
+        };
+        crl_extensions.push(ext(OID_IDP, true, &idp)?);
+    }
+
+    let next_update = now + lifetime_secs;
+    let revoked = if entries == 0 {
+        None
+    } else {
+        Some(AnyRef::new(Tag::Sequence, &entries_der)?)
+    };
+    let tbs = TbsCertListRaw {
+        version: Version::V2,
+        signature: sha256_with_rsa(),
+        issuer: issuer.name().clone(),
+        this_update: x509_time(now)?,
+        next_update: Some(x509_time(next_update)?),
+        revoked_certificates: revoked,
+        crl_extensions: Some(crl_extensions),
+    };
+    let tbs_der = tbs.to_der()?;
+    drop(tbs);
+    drop(entries_der);
+    let signature = sign_sha256(&issuer.key, &tbs_der)?;
+    let list = CertificateListRaw {
+        tbs_cert_list: AnyRef::from_der(&tbs_der)?,
+        signature_algorithm: sha256_with_rsa(),
+        signature,
+    };
+    let der = list.to_der()?;
+    Ok(Crl { der, number, next_update, entries })
+}
+
+fn reason_from_u32(v: u32) -> Option<CrlReason> {
+    Some(match v {
+        0 => CrlReason::Unspecified,
+        1 => CrlReason::KeyCompromise,
+        2 => CrlReason::CaCompromise,
+        3 => CrlReason::AffiliationChanged,
+        4 => CrlReason::Superseded,
+        5 => CrlReason::CessationOfOperation,
+        6 => CrlReason::CertificateHold,
+        9 => CrlReason::PrivilegeWithdrawn,
+        10 => CrlReason::AaCompromise,
+        _ => return None,
+    })
+}
+
+/// Whether `v` is an RFC 5280 CRLReason this CA records (8, removeFromCRL, is not).
+pub fn valid_reason(v: u32) -> bool {
+    reason_from_u32(v).is_some()
+}
