@@ -9,15 +9,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use der::{DecodePem, Encode};
 use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
 use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
 use jpki_kiosk::enroll::protect::{Credential, ResponseTrust};
 use jpki_kiosk::enroll::{
-    CertProfile, EnrollError, EnrollRequest, Enroller, KeyRequest, PersonalData, Recovery, RegInfo,
-    RequestKind, Transaction,
+    CertProfile, EnrollError, EnrollRequest, Enroller, Failure, KeyRequest, PersonalData, Progress,
+    Recovery, RegInfo, RequestKind, RevokeRequest, Transaction,
 };
 use rsa::pkcs8::DecodePrivateKey;
 use spki::SubjectPublicKeyInfoOwned;
@@ -34,11 +34,16 @@ struct CaProcess {
 
 impl CaProcess {
     fn start() -> CaProcess {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> CaProcess {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_jpki-ca"))
             .args(["serve", "--dir"])
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -390,4 +395,131 @@ fn retried_transaction_after_a_dropped_response_yields_one_certificate() {
     assert_eq!(ca.stored(&req.transaction.id), (1, 0));
     ca.https_client().confirm(&again).expect("pkiConf");
     assert_eq!(ca.stored(&req.transaction.id), (1, 1));
+}
+
+#[test]
+fn delayed_issuance_is_polled_until_ready() {
+    let ca = CaProcess::start_with(&["--poll-delay-ms", "1500"]);
+    let client = ca.https_client();
+    let req = both_certificates(&ca);
+    let mut events = Vec::new();
+    let started = Instant::now();
+    let issued = client
+        .enroll(&req, &mut |p| events.push(p))
+        .expect("issued after polling");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Progress::Waiting { check_after, .. } if *check_after >= 1)),
+        "{events:?}"
+    );
+    assert_eq!(issued.certificates.len(), 2);
+    client.confirm(&issued).expect("pkiConf");
+    assert_eq!(ca.stored(&req.transaction.id), (2, 2));
+}
+
+#[test]
+fn revocation_with_reason_and_invalidity_date_is_recorded() {
+    let ca = CaProcess::start();
+    let client = ca.https_client();
+    let req = EnrollRequest {
+        keys: vec![KeyRequest {
+            profile: CertProfile::UserAuth,
+            public_key: card_key(ca.path(), "card"),
+        }],
+        personal_data: None,
+        ..both_certificates(&ca)
+    };
+    let issued = client.enroll(&req, &mut |_| {}).unwrap();
+    client.confirm(&issued).unwrap();
+    let cert = &issued.certificates[0].certificate.tbs_certificate;
+    let revoke = RevokeRequest {
+        serial: cert.serial_number.clone(),
+        issuer: cert.issuer.clone(),
+        reason: x509_cert::ext::pkix::crl::CrlReason::KeyCompromise,
+        invalidity_date: Some(SystemTime::now() - Duration::from_secs(3600)),
+        transaction: Transaction::random(),
+    };
+    client.revoke(&revoke).expect("rp accepted");
+    let db = rusqlite::Connection::open_with_flags(
+        ca.path().join("ca.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let (reason, invalidity): (i64, Option<i64>) = db
+        .query_row(
+            "SELECT reason, invalidity FROM revocations WHERE serial = ?1",
+            [hex::encode_upper(cert.serial_number.as_bytes())],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(reason, 1, "keyCompromise");
+    assert!(invalidity.is_some());
+
+    // A certificate of another CA: wrongAuthority or badCertId, as a typed rejection.
+    let mut wrong = revoke.clone();
+    wrong.transaction = Transaction::random();
+    wrong.serial = x509_cert::serial_number::SerialNumber::from(424242u32);
+    let err = client.revoke(&wrong).unwrap_err();
+    let EnrollError::Rejected {
+        fail_info,
+        authenticated: true,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        fail_info.contains(Failure::BadCertId) || fail_info.contains(Failure::WrongAuthority),
+        "{err}"
+    );
+}
+
+#[test]
+fn mac_protected_request_cannot_claim_ra_verified_pop() {
+    let ca = CaProcess::start();
+    let d = ca.path();
+    let secret = || {
+        Zeroizing::new(
+            fs::read(d.join("pbm-secret"))
+                .unwrap()
+                .trim_ascii()
+                .to_vec(),
+        )
+    };
+    let credential = Credential::Mac {
+        reference: fs::read(d.join("pbm-ref")).unwrap().trim_ascii().to_vec(),
+        secret: secret(),
+    };
+    let mut http = HttpConfig::new(format!("http://{}/pkix/", ca.http));
+    http.retry.attempts = 1;
+    let trust = ResponseTrust {
+        signer_anchors: ca.roots(),
+        mac_secret: Some(secret()),
+    };
+    let client = CmpClient::new(
+        HttpTransport::new(&http).unwrap(),
+        ClientConfig::new(credential, trust, ca.roots()),
+    );
+    let req = EnrollRequest {
+        keys: vec![KeyRequest {
+            profile: CertProfile::UserAuth,
+            public_key: card_key(d, "card"),
+        }],
+        personal_data: None,
+        ..both_certificates(&ca)
+    };
+    let err = client.enroll(&req, &mut |_| {}).unwrap_err();
+    let EnrollError::Rejected {
+        fail_info,
+        authenticated: true,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(fail_info.contains(Failure::BadPop), "{err}");
+    assert_eq!(err.notice().recovery, Recovery::CallSupervisor);
+    assert_eq!(ca.stored(&req.transaction.id), (0, 0));
 }
