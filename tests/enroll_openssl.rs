@@ -665,3 +665,65 @@ fn https_uses_the_ra_client_certificate_and_only_the_configured_roots() {
     let err = exchange("other-ca.crt", identity()).unwrap_err();
     assert!(matches!(err, EnrollError::Tls(_)), "{err:?}");
 }
+
+#[test]
+fn mock_refuses_a_request_signed_by_an_unknown_ra() {
+    let pki = Pki::new();
+    pki.issue("card", "/CN=card auth key");
+    let d = pki.path();
+    // A self-signed "RA" the mock's -srv_trusted does not know.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.crt",
+            "-subj",
+            "/CN=Rogue RA",
+            "-days",
+            "1",
+            "-addext",
+            "subjectKeyIdentifier=hash",
+        ],
+    );
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(d.join("rogue.key")).unwrap())
+        .unwrap();
+    let rogue = Credential::Signature {
+        key: Box::new(key),
+        cert: Box::new(cert(d, "rogue.crt")),
+        chain: vec![],
+    };
+    let mock = Mock::start(
+        &pki,
+        &[
+            "-srv_cert",
+            "srv.crt",
+            "-srv_key",
+            "srv.key",
+            "-rsp_cert",
+            "card.crt",
+            "-max_msgs",
+            "1",
+        ],
+    );
+    let client = pki.client(&mock, rogue, pki.signer_trust());
+    let err = client
+        .enroll(&auth_request(&pki, "card"), &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EnrollError::Rejected {
+                authenticated: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
