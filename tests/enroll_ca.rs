@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use der::{DecodePem, Encode};
 use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
 use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
-use jpki_kiosk::enroll::protect::{Credential, ResponseTrust};
+use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
 use jpki_kiosk::enroll::{
     CertProfile, EnrollError, EnrollRequest, Enroller, Failure, KeyRequest, PersonalData, Progress,
     Recovery, RegInfo, RequestKind, RevokeRequest, Transaction,
@@ -89,7 +89,7 @@ impl CaProcess {
         )
         .unwrap();
         Credential::Signature {
-            key: Box::new(key),
+            key: RaKey::from_rsa(&key).unwrap(),
             cert: Box::new(self.cert("ra.pem")),
             chain: vec![],
         }

@@ -14,7 +14,7 @@ use der::{DecodePem, Encode};
 use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
 use jpki_kiosk::enroll::error::CaStatus;
 use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
-use jpki_kiosk::enroll::protect::{Credential, ResponseTrust};
+use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
 use jpki_kiosk::enroll::{
     CertProfile, EnrollError, EnrollRequest, Enroller, Failure, KeyRequest, Progress, Recovery,
     RegInfo, RequestKind, Transaction,
@@ -148,7 +148,7 @@ impl Pki {
         )
         .unwrap();
         Credential::Signature {
-            key: Box::new(key),
+            key: RaKey::from_rsa(&key).unwrap(),
             cert: Box::new(cert(self.path(), "ra.crt")),
             chain: vec![],
         }
@@ -695,7 +695,7 @@ fn mock_refuses_a_request_signed_by_an_unknown_ra() {
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(d.join("rogue.key")).unwrap())
         .unwrap();
     let rogue = Credential::Signature {
-        key: Box::new(key),
+        key: RaKey::from_rsa(&key).unwrap(),
         cert: Box::new(cert(d, "rogue.crt")),
         chain: vec![],
     };

@@ -208,7 +208,7 @@ pub(crate) mod tests {
 
     /// splitmix64: deterministic keys keep the tests reproducible without
     /// another dependency (never used outside tests).
-    pub(crate) struct TestRng(u64);
+    pub(crate) struct TestRng(pub(crate) u64);
     impl rand_core::RngCore for TestRng {
         fn next_u32(&mut self) -> u32 {
             self.next_u64() as u32

@@ -15,11 +15,10 @@ use der::asn1::{Any, OctetString};
 use der::oid::ObjectIdentifier;
 use der::Decode;
 use hmac::{Hmac, Mac};
-use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rsa::RsaPrivateKey;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use signature::{SignatureEncoding, Signer};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::Certificate;
@@ -62,12 +61,57 @@ pub enum Credential {
     /// sha256WithRSAEncryption by the kiosk's RA certificate.
     Signature {
         /// The RA private key.
-        key: Box<RsaPrivateKey>,
+        key: RaKey,
         /// The RA certificate (sent first in extraCerts).
         cert: Box<Certificate>,
         /// Intermediates between the RA certificate and its root.
         chain: Vec<Certificate>,
     },
+}
+
+/// The RA's RSA private key, prepared for signing (RSA-2048 or larger).
+pub struct RaKey(ring::rsa::KeyPair);
+
+impl RaKey {
+    /// From an `rsa` key (must be at least 2048 bits).
+    pub fn from_rsa(key: &RsaPrivateKey) -> Result<Self, ProtectionError> {
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
+        Self::from_pkcs8_der(der.as_bytes())
+    }
+
+    /// From a PKCS#8 PEM file's contents (as `jpki-ca` writes `ra.key`).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, ProtectionError> {
+        let key = RsaPrivateKey::from_pkcs8_pem(pem)
+            .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
+        Self::from_rsa(&key)
+    }
+
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self, ProtectionError> {
+        ring::rsa::KeyPair::from_pkcs8(der)
+            .map(RaKey)
+            .map_err(|e| ProtectionError::Malformed(format!("RA key: {e}")))
+    }
+
+    fn sign_sha256(&self, data: &[u8]) -> Result<Vec<u8>, ProtectionError> {
+        let mut sig = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                data,
+                &mut sig,
+            )
+            .map_err(|_| ProtectionError::Malformed("RA signature failed".into()))?;
+        Ok(sig)
+    }
+}
+
+impl fmt::Debug for RaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RaKey(<redacted>)")
+    }
 }
 
 impl fmt::Debug for Credential {
@@ -212,10 +256,7 @@ pub fn protect(
 ) -> Result<Vec<u8>, ProtectionError> {
     match cred {
         Credential::Mac { secret, .. } => pbm(alg, secret, protected_part),
-        Credential::Signature { key, .. } => {
-            let signer = SigningKey::<Sha256>::new((**key).clone());
-            Ok(signer.sign(protected_part).to_vec())
-        }
+        Credential::Signature { key, .. } => key.sign_sha256(protected_part),
     }
 }
 
@@ -418,11 +459,12 @@ mod tests {
 
     #[test]
     fn signature_verifies_only_for_trusted_signer() {
-        use super::super::chain::tests::{root, small_key};
-        let key = small_key(11);
+        use super::super::chain::tests::{root, small_key, TestRng};
+        // The RA key must be RSA-2048 or larger.
+        let key = RsaPrivateKey::new(&mut TestRng(11), 2048).unwrap();
         let cert = root(&key, "CMP signer");
         let cred = Credential::Signature {
-            key: Box::new(key),
+            key: RaKey::from_rsa(&key).unwrap(),
             cert: Box::new(cert.clone()),
             chain: vec![],
         };
@@ -472,6 +514,12 @@ mod tests {
             ),
             Err(ProtectionError::SignerNotTrusted(_))
         ));
+    }
+
+    #[test]
+    fn small_ra_keys_are_refused() {
+        use super::super::chain::tests::small_key;
+        assert!(RaKey::from_rsa(&small_key(5)).is_err());
     }
 
     #[test]
