@@ -187,25 +187,28 @@ fn resident() -> PersonalData {
     }
 }
 
-fn both_certificates(ca: &CaProcess) -> EnrollRequest {
+/// An ir for `profiles`, with fresh card keys and the resident's data.
+fn request(ca: &CaProcess, profiles: &[CertProfile]) -> EnrollRequest {
     EnrollRequest {
         kind: RequestKind::Initial,
-        keys: vec![
-            KeyRequest {
-                profile: CertProfile::UserAuth,
-                public_key: card_key(ca.path(), "card-auth"),
-            },
-            KeyRequest {
-                profile: CertProfile::Signing,
-                public_key: card_key(ca.path(), "card-sign"),
-            },
-        ],
-        personal_data: Some(resident()),
+        keys: profiles
+            .iter()
+            .enumerate()
+            .map(|(i, &profile)| KeyRequest {
+                profile,
+                public_key: card_key(ca.path(), &format!("card-{i}")),
+            })
+            .collect(),
+        personal_data: profiles.contains(&CertProfile::Signing).then(resident),
         // See docs/enroll.md: the reference CA does not yet decode RFC 4211
-        // regInfo, so this request carries none.
+        // regInfo, so these requests carry none.
         reg_info: RegInfo::default(),
         transaction: Transaction::random(),
     }
+}
+
+fn both_certificates(ca: &CaProcess) -> EnrollRequest {
+    request(ca, &[CertProfile::UserAuth, CertProfile::Signing])
 }
 
 #[test]
@@ -262,7 +265,7 @@ fn ca_issues_both_certificates_over_https_and_records_the_confirmation() {
 fn malformed_personal_data_is_refused_before_anything_is_sent() {
     let ca = CaProcess::start();
     let client = ca.https_client();
-    let mut req = both_certificates(&ca);
+    let mut req = request(&ca, &[CertProfile::Signing]);
     // A substitute-position string of the wrong length: the CA would answer
     // badCertTemplate; the kiosk catches it before sending.
     req.personal_data
@@ -279,7 +282,7 @@ fn malformed_personal_data_is_refused_before_anything_is_sent() {
 fn ca_refuses_tls_clients_without_a_valid_ra_certificate() {
     let ca = CaProcess::start();
     let url = format!("https://{}/pkix/", ca.https);
-    let req = both_certificates(&ca);
+    let req = request(&ca, &[CertProfile::UserAuth]);
 
     let err = ca
         .client(url.clone(), None)
@@ -364,14 +367,7 @@ fn retried_transaction_after_a_dropped_response_yields_one_certificate() {
     let ca = CaProcess::start();
     let (relay, dropped) = dropping_relay(ca.http);
     let client = ca.client(format!("http://{relay}/pkix/"), None);
-    let req = EnrollRequest {
-        keys: vec![KeyRequest {
-            profile: CertProfile::UserAuth,
-            public_key: card_key(ca.path(), "card"),
-        }],
-        personal_data: None,
-        ..both_certificates(&ca)
-    };
+    let req = request(&ca, &[CertProfile::UserAuth]);
     let issued = client
         .enroll(&req, &mut |_| {})
         .expect("issued on the retry");
@@ -423,14 +419,7 @@ fn delayed_issuance_is_polled_until_ready() {
 fn revocation_with_reason_and_invalidity_date_is_recorded() {
     let ca = CaProcess::start();
     let client = ca.https_client();
-    let req = EnrollRequest {
-        keys: vec![KeyRequest {
-            profile: CertProfile::UserAuth,
-            public_key: card_key(ca.path(), "card"),
-        }],
-        personal_data: None,
-        ..both_certificates(&ca)
-    };
+    let req = request(&ca, &[CertProfile::UserAuth]);
     let issued = client.enroll(&req, &mut |_| {}).unwrap();
     client.confirm(&issued).unwrap();
     let cert = &issued.certificates[0].certificate.tbs_certificate;
@@ -502,14 +491,7 @@ fn mac_protected_request_cannot_claim_ra_verified_pop() {
         HttpTransport::new(&http).unwrap(),
         ClientConfig::new(credential, trust, ca.roots()),
     );
-    let req = EnrollRequest {
-        keys: vec![KeyRequest {
-            profile: CertProfile::UserAuth,
-            public_key: card_key(d, "card"),
-        }],
-        personal_data: None,
-        ..both_certificates(&ca)
-    };
+    let req = request(&ca, &[CertProfile::UserAuth]);
     let err = client.enroll(&req, &mut |_| {}).unwrap_err();
     let EnrollError::Rejected {
         fail_info,
@@ -522,4 +504,22 @@ fn mac_protected_request_cannot_claim_ra_verified_pop() {
     assert!(fail_info.contains(Failure::BadPop), "{err}");
     assert_eq!(err.notice().recovery, Recovery::CallSupervisor);
     assert_eq!(ca.stored(&req.transaction.id), (0, 0));
+}
+
+#[test]
+fn further_certificate_and_renewal_use_cr_and_kur() {
+    let ca = CaProcess::start();
+    let client = ca.https_client();
+    for kind in [RequestKind::Additional, RequestKind::KeyUpdate] {
+        let req = EnrollRequest {
+            kind,
+            ..request(&ca, &[CertProfile::Signing])
+        };
+        let issued = client
+            .enroll(&req, &mut |_| {})
+            .unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+        assert_eq!(issued.certificates[0].profile, CertProfile::Signing);
+        client.confirm(&issued).expect("pkiConf");
+        assert_eq!(ca.stored(&req.transaction.id), (1, 1), "{kind:?}");
+    }
 }
