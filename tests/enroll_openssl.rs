@@ -79,7 +79,12 @@ impl Pki {
             );
         }
         let pki = Pki { dir };
-        pki.issue("srv", "/CN=Test CMP signer");
+        fs::write(
+            pki.path().join("srv.ext"),
+            format!("{EE_EXT}extendedKeyUsage=1.3.6.1.5.5.7.3.28\n"),
+        )
+        .unwrap();
+        pki.issue_with("srv", "/CN=Test CMP signer", "srv.ext");
         pki.issue("ra", "/CN=Test kiosk RA");
         pki
     }
@@ -90,6 +95,11 @@ impl Pki {
 
     /// New key `<name>.key` and a certificate `<name>.crt` from the test CA.
     fn issue(&self, name: &str, subject: &str) {
+        self.issue_with(name, subject, "ee.ext")
+    }
+
+    /// Like [`Pki::issue`], with the extensions of `ext_file`.
+    fn issue_with(&self, name: &str, subject: &str, ext_file: &str) {
         let d = self.path();
         openssl(
             d,
@@ -106,11 +116,11 @@ impl Pki {
                 subject,
             ],
         );
-        self.certify(name, name);
+        self.certify(name, name, ext_file);
     }
 
-    /// Certificate `<cert_name>.crt` for the key of `<csr_name>.csr`.
-    fn certify(&self, csr_name: &str, cert_name: &str) {
+    /// Certificate `<cert_name>.crt` for the key of `<csr_name>.csr`, with `ext_file`.
+    fn certify(&self, csr_name: &str, cert_name: &str, ext_file: &str) {
         openssl(
             self.path(),
             &[
@@ -126,7 +136,7 @@ impl Pki {
                 "-days",
                 "1",
                 "-extfile",
-                "ee.ext",
+                ext_file,
                 "-out",
                 &format!("{cert_name}.crt"),
             ],

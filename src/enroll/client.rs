@@ -172,6 +172,16 @@ impl<T: Transport> Enroller for CmpClient<T> {
                 }
                 CertRepOutcome::Waiting(ids) => ids,
             };
+            if polls > 0 {
+                // Still "waiting" in a certificate response rather than a
+                // pollRep: no checkAfter was given, so pause a second instead of
+                // spinning through the poll budget.
+                progress(Progress::Waiting {
+                    polls,
+                    check_after: 1,
+                });
+                (self.config.sleep)(Duration::from_secs(1).min(self.config.poll.max_wait));
+            }
             // Poll until the CA sends the certificate response (RFC 9483 §4.4).
             loop {
                 if polls >= self.config.poll.max_polls {

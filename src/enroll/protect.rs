@@ -20,7 +20,7 @@ use rsa::RsaPrivateKey;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectKeyIdentifier};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -40,6 +40,10 @@ const HMAC_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.8.
 const HMAC_SHA1_RSADSI: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.7");
 const HMAC_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.9");
 const SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+/// id-kp-cmcCA and id-kp-cmcRA (RFC 6402): the EKUs of a CMP responder (RFC 9483 §3.1).
+const CMC_CA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.27");
+const CMC_RA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
 
 /// Iterations we use when sending a MAC-protected request.
 const PBM_ITERATIONS: u64 = 1_000;
@@ -178,6 +182,10 @@ pub enum ProtectionError {
     /// The signer certificate does not chain to the configured trust.
     #[error("signer not trusted: {0}")]
     SignerNotTrusted(ChainError),
+    /// The signer chains to a trusted root but is not a CMP responder (no
+    /// id-kp-cmcCA/cmcRA): e.g. a resident's certificate from the same CA.
+    #[error("signer certificate is not a CMP responder")]
+    SignerNotAuthorized,
     /// The signature over the message does not verify.
     #[error("signature does not verify")]
     BadSignature,
@@ -297,8 +305,14 @@ pub fn verify(
                 .find(|c| kid.is_some() && subject_key_id(c).as_deref() == kid)
                 .or_else(|| extra_certs.first())
                 .ok_or(ProtectionError::NoSignerCertificate)?;
-            chain::chain_to_anchor(signer, extra_certs, &trust.signer_anchors, now)
+            let path = chain::chain_to_anchor(signer, extra_certs, &trust.signer_anchors, now)
                 .map_err(ProtectionError::SignerNotTrusted)?;
+            // A pinned signer (itself an anchor) needs nothing more; one merely
+            // issued by a trusted root must say it is a CMP responder, or any
+            // certificate of that root (a resident's) could sign responses.
+            if !path.is_empty() && !is_cmp_responder(signer) {
+                return Err(ProtectionError::SignerNotAuthorized);
+            }
             chain::verify_rsa(signer, &alg.oid, protected_part, protection).map_err(
                 |e| match e {
                     ChainError::BadSignature => ProtectionError::BadSignature,
@@ -309,6 +323,16 @@ pub fn verify(
         }
         other => Err(ProtectionError::UnsupportedAlgorithm(other.to_string())),
     }
+}
+
+fn is_cmp_responder(cert: &Certificate) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == EXT_KEY_USAGE)
+        .filter_map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
+        .any(|eku| eku.0.iter().any(|o| *o == CMC_RA || *o == CMC_CA))
 }
 
 /// PasswordBasedMac (RFC 4211 §4.4): key = OWF^n(secret || salt), then MAC.
@@ -514,6 +538,39 @@ mod tests {
             ),
             Err(ProtectionError::SignerNotTrusted(_))
         ));
+    }
+
+    #[test]
+    fn signer_issued_by_a_trusted_root_needs_the_cmp_responder_eku() {
+        use super::super::chain::tests::{leaf, root, small_key, TestRng};
+        let ca_key = small_key(13);
+        let ca = root(&ca_key, "Pref CA");
+        let resident_key = RsaPrivateKey::new(&mut TestRng(14), 2048).unwrap();
+        // A resident's certificate from the same root: no cmcRA/cmcCA EKU.
+        let resident = leaf(&ca_key, &ca, &resident_key.to_public_key(), "resident");
+        let cred = Credential::Signature {
+            key: RaKey::from_rsa(&resident_key).unwrap(),
+            cert: Box::new(resident),
+            chain: vec![],
+        };
+        let hf = header_fields(&cred, &[0; 16]).unwrap();
+        let sig = protect(&cred, &hf.alg, b"body").unwrap();
+        let trust = ResponseTrust {
+            signer_anchors: vec![ca],
+            mac_secret: None,
+        };
+        assert_eq!(
+            verify(
+                Some(&hf.alg),
+                hf.sender_kid.as_ref(),
+                Some(&sig),
+                &hf.extra_certs,
+                b"body",
+                &trust,
+                SystemTime::now()
+            ),
+            Err(ProtectionError::SignerNotAuthorized)
+        );
     }
 
     #[test]
