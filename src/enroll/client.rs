@@ -232,3 +232,123 @@ impl<T: Transport> Enroller for CmpClient<T> {
         cmp::parse_ca_certs(opened.body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enroll::wire::{CertRepMessage, CertResponse, PollRepEntry, RawMessage, StatusInfo};
+    use crate::enroll::{CertProfile, KeyRequest, RegInfo, RequestKind};
+    use cmpv2::header::PkiHeader;
+    use cmpv2::status::PkiStatus;
+    use der::{Decode, Encode};
+    use std::cell::Cell;
+    use zeroize::Zeroizing;
+
+    fn secret() -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(b"s3cret".to_vec())
+    }
+
+    /// An in-process peer that always says "waiting" (a CA that never finishes),
+    /// answering with correctly protected messages for the request's transaction.
+    struct NeverReady {
+        sent: Cell<u32>,
+    }
+
+    impl Transport for NeverReady {
+        fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, EnrollError> {
+            self.sent.set(self.sent.get() + 1);
+            let raw = RawMessage::from_der(request).unwrap();
+            let header: PkiHeader<'_> = raw.header.decode_as().unwrap();
+            let body = Body::from_der(&raw.body.to_der().unwrap()).unwrap();
+            let answer = match body {
+                Body::Ir(_) => Body::Ip(CertRepMessage {
+                    ca_pubs: None,
+                    response: vec![CertResponse {
+                        cert_req_id: 0,
+                        status: StatusInfo {
+                            status: PkiStatus::Waiting,
+                            status_string: None,
+                            fail_info: None,
+                        },
+                        certified_key_pair: None,
+                        rsp_info: None,
+                    }],
+                }),
+                _ => Body::PollRep(vec![PollRepEntry {
+                    cert_req_id: 0,
+                    check_after: 3600,
+                    reason: None,
+                }]),
+            };
+            let mut tid = [0; 16];
+            tid.copy_from_slice(header.trans_id.unwrap().as_bytes());
+            let env = Envelope {
+                transaction: Transaction {
+                    id: tid,
+                    seed: [5; 16],
+                },
+                step: self.sent.get(),
+                recip_nonce: Some(header.sender_nonce.unwrap().as_bytes().to_vec()),
+                sender: Name::default(),
+                recipient: Name::default(),
+                time: SystemTime::now(),
+            };
+            let cred = Credential::Mac {
+                reference: b"ca".to_vec(),
+                secret: secret(),
+            };
+            cmp::seal(&env, &answer, &cred)
+        }
+    }
+
+    thread_local! {
+        static SLEPT: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    }
+
+    fn record_sleep(d: Duration) {
+        SLEPT.with(|s| s.set(s.get() + d));
+    }
+
+    #[test]
+    fn polling_is_bounded_and_check_after_is_capped() {
+        let cred = Credential::Mac {
+            reference: b"ra".to_vec(),
+            secret: secret(),
+        };
+        let trust = ResponseTrust {
+            signer_anchors: vec![],
+            mac_secret: Some(secret()),
+        };
+        let mut config = ClientConfig::new(cred, trust, vec![]);
+        config.poll = PollPolicy {
+            max_polls: 3,
+            max_wait: Duration::from_secs(2),
+        };
+        config.sleep = record_sleep;
+        let client = CmpClient::new(NeverReady { sent: Cell::new(0) }, config);
+        let spki = spki::SubjectPublicKeyInfoOwned::from_key(
+            crate::enroll::chain::tests::small_key(51).to_public_key(),
+        )
+        .unwrap();
+        let req = EnrollRequest {
+            kind: RequestKind::Initial,
+            keys: vec![KeyRequest {
+                profile: CertProfile::UserAuth,
+                public_key: spki,
+            }],
+            personal_data: None,
+            reg_info: RegInfo::default(),
+            transaction: Transaction::random(),
+        };
+        let mut waits = Vec::new();
+        let err = client.enroll(&req, &mut |p| waits.push(p)).unwrap_err();
+        assert!(
+            matches!(err, EnrollError::PollingGaveUp { polls: 3 }),
+            "{err:?}"
+        );
+        assert_eq!(client.transport.sent.get(), 4, "ir + 3 pollReq");
+        assert_eq!(waits.len(), 4, "Sent + one Waiting per pollRep: {waits:?}");
+        // checkAfter 3600 s was capped at max_wait for each of the 3 waits.
+        assert_eq!(SLEPT.with(|s| s.get()), Duration::from_secs(6));
+    }
+}
