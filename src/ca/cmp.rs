@@ -661,3 +661,61 @@ fn entry_details(exts: Option<&Extensions>) -> Result<(u32, Option<i64>), Fail> 
     }
     Ok((reason, invalidity))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::testing;
+    use crate::pki::protection::Protector;
+    use x509_cert::name::Name;
+    use zeroize::Zeroizing;
+
+    fn request(ca: &Ca, body: Body<'static>, tid: &der::asn1::OctetString) -> Vec<u8> {
+        let n = GeneralName::DirectoryName(Name::default());
+        let mut msg = Message { header: new_header(n.clone(), n, tid.clone(), None), body, protection: None, extra_certs: None };
+        let p = Protector::Mac {
+            reference: ca.material.pbm_ref.clone(),
+            secret: Zeroizing::new(ca.material.pbm_secret.to_vec()),
+        };
+        protect(&mut msg, &p).unwrap();
+        msg.to_der().unwrap()
+    }
+
+    fn answer(ca: &Ca, der: &[u8]) -> Vec<u8> {
+        match ca.handle_cmp(der) {
+            CmpOutcome::Response(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn genm_returns_both_roots_signed_by_the_responder() {
+        let (_d, ca) = testing::ca();
+        let tid = random_nonce();
+        let bytes = answer(&ca, &request(&ca, Body::Cmp(PkiBody::GenM(vec![])), &tid));
+        let msg = Message::from_der(&bytes).unwrap();
+        verify_signature(&msg, std::slice::from_ref(&ca.material.sign_ca.cert)).unwrap();
+        let Body::Cmp(PkiBody::GenP(items)) = &msg.body else { panic!("not genp") };
+        assert_eq!(items[0].oid, ID_IT_CA_CERTS);
+        let certs: Vec<Certificate> = items[0].value.as_ref().unwrap().decode_as().unwrap();
+        assert_eq!(certs, vec![ca.material.sign_ca.cert.clone(), ca.material.auth_ca.cert.clone()]);
+    }
+
+    #[test]
+    fn certconf_without_certificates_or_with_a_wrong_hash_is_refused() {
+        let (_d, ca) = testing::ca();
+        let tid = random_nonce();
+        let conf = |hash: &[u8]| {
+            Body::Cmp(PkiBody::CertConf(vec![CertStatus {
+                cert_hash: der::asn1::OctetString::new(hash.to_vec()).unwrap(),
+                cert_req_id: i64_int(0),
+                status_info: None,
+            }]))
+        };
+        let bytes = answer(&ca, &request(&ca, conf(&[0; 32]), &tid));
+        let Body::Error(e) = Message::from_der(&bytes).unwrap().body else { panic!("not an error") };
+        assert!(e.pki_status_info.fail_info.unwrap().has(FailInfo::BAD_REQUEST));
+        assert_eq!(int_i64(&i64_int(-1)), Some(-1));
+        assert_eq!(i64_int(0).to_der().unwrap(), [2, 1, 0]);
+    }
+}

@@ -215,3 +215,49 @@ fn reason_from_u32(v: u32) -> Option<CrlReason> {
 pub fn valid_reason(v: u32) -> bool {
     reason_from_u32(v).is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::testing;
+    use der::Decode;
+    use x509_cert::crl::CertificateList;
+
+    #[test]
+    fn streamed_crl_decodes_with_entries_number_and_partition_idp() {
+        let (_d, ca) = testing::ca();
+        ca.with_store(|s| {
+            for i in 0..50u32 {
+                let muni = if i % 2 == 0 { Some("131016") } else { None };
+                s.insert_revocation_raw(&format!("{:08X}", i + 1), "sign", muni, i % 6, 1_700_000_000).unwrap();
+            }
+            s.insert_revocation_raw("7F", "auth", None, 1, 1_700_000_000).unwrap();
+        })
+        .unwrap();
+        let full = ca.reissue_crl(CertProfile::Signing, None).unwrap();
+        assert_eq!(full.entries, 50);
+        let list = CertificateList::from_der(&full.der).unwrap();
+        let entries = list.tbs_cert_list.revoked_certificates.as_ref().unwrap();
+        assert_eq!(entries.len(), 50);
+        assert!(entries.iter().filter(|e| e.crl_entry_extensions.is_none()).count() > 0, "unspecified has no reasonCode");
+        let tbs_der = list.tbs_cert_list.to_der().unwrap();
+        let sig = list.signature.as_bytes().unwrap();
+        let root = &ca.material.sign_ca.cert.tbs_certificate.subject_public_key_info;
+        assert!(crate::pki::verify_sha256(root, &tbs_der, sig));
+
+        let again = ca.reissue_crl(CertProfile::Signing, None).unwrap();
+        assert_eq!(again.number, full.number + 1);
+
+        let part = ca.reissue_crl(CertProfile::Signing, Some("131016")).unwrap();
+        assert_eq!(part.entries, 25);
+        let list = CertificateList::from_der(&part.der).unwrap();
+        let exts = list.tbs_cert_list.crl_extensions.unwrap();
+        assert!(exts.iter().any(|e| e.extn_id == OID_IDP && e.critical));
+
+        let auth = ca.current_crl(CertProfile::UserAuth, None).unwrap();
+        assert_eq!(auth.entries, 1);
+        let empty = ca.reissue_crl(CertProfile::UserAuth, Some("999999")).unwrap();
+        let list = CertificateList::from_der(&empty.der).unwrap();
+        assert!(list.tbs_cert_list.revoked_certificates.is_none());
+    }
+}
