@@ -16,6 +16,7 @@ use cmpv2::response::{CertRepMessage, CertResponse};
 use cmpv2::rev::{RevDetails, RevRepContent};
 use cmpv2::status::{CertStatus, PkiStatus, PkiStatusInfo};
 use const_oid::ObjectIdentifier;
+use crmf::controls::CertId;
 use crmf::pop::ProofOfPossession;
 use crmf::request::{CertReqMsg, CertRequest};
 use der::asn1::{Any, GeneralizedTime, Int, Utf8StringRef};
@@ -44,6 +45,8 @@ use crate::pki::{cert_hash, verify_sha256, SHA256_WITH_RSA};
 
 /// `pkcs-9-at-extensionRequest`: where a PKCS#10 request carries its extensions.
 const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+/// `id-regCtrl-oldCertID` (RFC 4211 §6.5): the certificate a kur renews.
+const OLD_CERT_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.1.5");
 const OID_REASON_CODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const OID_INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
 
@@ -320,13 +323,14 @@ impl Ca {
         for req in reqs {
             let id = int_i64(&req.cert_req.cert_req_id)
                 .ok_or_else(|| fail(FailInfo::BAD_REQUEST, "certReqId out of range"))?;
-            if inputs.iter().any(|(i, _)| *i == id) {
+            if inputs.iter().any(|(i, _, _)| *i == id) {
                 return Err(fail(FailInfo::BAD_REQUEST, "duplicate certReqId"));
             }
             check_pop(req, sender)?;
             let template = &req.cert_req.cert_template;
             let input = checked_input(template.extensions.as_ref(), template.subject_public_key_info.clone(), reg_info(req)?)?;
-            inputs.push((id, input));
+            let old = self.old_cert(req, input.profile)?;
+            inputs.push((id, input, old));
         }
         let request_hash = Sha256::digest(msg.body.to_der().map_err(|_| fail(FailInfo::BAD_REQUEST, "body"))?).to_vec();
         self.issue_all(tid, &request_hash, inputs, rep, implicit_confirm_asked(&msg.header))
@@ -350,14 +354,14 @@ impl Ca {
         let input = checked_input(extensions.as_ref(), Some(csr.info.public_key.clone()), RegInfo::default())?;
         let request_hash = Sha256::digest(msg.body.to_der().map_err(|_| fail(FailInfo::BAD_REQUEST, "body"))?).to_vec();
         // RFC 4210 §5.3.4 leaves certReqId to the CA for p10cr; OpenSSL 3.0 expects 0.
-        self.issue_all(tid, &request_hash, vec![(0, input)], "cp", implicit_confirm_asked(&msg.header))
+        self.issue_all(tid, &request_hash, vec![(0, input, None)], "cp", implicit_confirm_asked(&msg.header))
     }
 
     fn issue_all(
         &self,
         tid: &[u8],
         request_hash: &[u8],
-        inputs: Vec<(i64, IssueInput)>,
+        inputs: Vec<(i64, IssueInput, Option<String>)>,
         rep: &'static str,
         implicit: bool,
     ) -> Result<Reply, Fail> {
@@ -371,7 +375,7 @@ impl Ca {
         let final_body = store.atomically(|s| -> Result<Vec<u8>, Fail> {
             let mut responses = Vec::with_capacity(inputs.len());
             let mut ids = Vec::new();
-            for (id, input) in &inputs {
+            for (id, input, old) in &inputs {
                 let serial = certs::random_serial().map_err(CaError::from)?;
                 let cert = issue::build(&self.material, input, serial.clone(), now, &base_url)?;
                 let der = cert.to_der().map_err(CaError::from)?;
@@ -391,6 +395,7 @@ impl Ca {
                     der: &der,
                     cert_hash: hash.as_bytes(),
                     confirmed: implicit,
+                    supersedes: old.as_deref(),
                 })?;
                 s.audit(
                     "ca",
@@ -496,6 +501,17 @@ impl Ca {
                 } else {
                     s.confirm(&cert.serial)?;
                     s.audit("ca", "cert-confirmed", &format!("serial={}", cert.serial))?;
+                    // A renewal replaces its predecessor only once the new one is on the card.
+                    if let Some(old) = cert.supersedes.as_deref().map(|o| s.cert_by_serial(o)).transpose()?.flatten() {
+                        if s.revoke(&old, 4, None, unix_now())? {
+                            s.audit("ca", "revoke", &format!("serial={} reason=4 channel=kur superseded-by={}", old.serial, cert.serial))?;
+                            let profile = CertProfile::from_str_name(&old.profile).unwrap_or(CertProfile::UserAuth);
+                            scopes.push((profile, None));
+                            if old.municipality.is_some() {
+                                scopes.push((profile, old.municipality.clone()));
+                            }
+                        }
+                    }
                 }
             }
             Ok(())
@@ -587,6 +603,27 @@ impl Ca {
             out.push(InfoTypeAndValue { oid: ID_IT_CA_CERTS, value: Some(value) });
         }
         Reply::plain(&Body::Cmp(PkiBody::GenP(out)))
+    }
+}
+
+impl Ca {
+    /// The serial of the certificate a renewal replaces (`id-regCtrl-oldCertID`), checked:
+    /// issued here, same profile, not revoked.
+    fn old_cert(&self, req: &CertReqMsg, profile: CertProfile) -> Result<Option<String>, Fail> {
+        let Some(ctrl) = req.cert_req.controls.iter().flatten().find(|c| c.oid == OLD_CERT_ID) else {
+            return Ok(None);
+        };
+        let id: CertId = ctrl.value.decode_as().map_err(|_| fail(FailInfo::BAD_REQUEST, "bad oldCertID"))?;
+        let expected_issuer = GeneralName::DirectoryName(self.material.issuer(profile == CertProfile::Signing).name().clone());
+        if id.issuer != expected_issuer {
+            return Err(fail(FailInfo::WRONG_AUTHORITY, "oldCertID names another issuer"));
+        }
+        let serial = hex::encode_upper(id.serial_number.as_bytes());
+        let store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+        match store.cert_by_serial(&serial)? {
+            Some(c) if c.profile == profile.as_str() && !c.revoked => Ok(Some(serial)),
+            _ => Err(fail(FailInfo::BAD_CERT_ID, "oldCertID: no such live certificate of this profile")),
+        }
     }
 }
 

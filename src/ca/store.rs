@@ -42,6 +42,9 @@ pub struct NewCert<'a> {
     pub cert_hash: &'a [u8],
     /// Already confirmed (implicitConfirm).
     pub confirmed: bool,
+    /// Serial of the certificate this one renews (kur with oldCertID): revoked as
+    /// superseded once this one is confirmed.
+    pub supersedes: Option<&'a str>,
 }
 
 /// A certificate as read back from the store.
@@ -63,6 +66,8 @@ pub struct CertRow {
     pub confirmed: bool,
     /// Revoked already.
     pub revoked: bool,
+    /// Serial of the certificate it renews, if any.
+    pub supersedes: Option<String>,
 }
 
 /// A stored transaction answer.
@@ -111,7 +116,8 @@ CREATE TABLE IF NOT EXISTS certs (
   issued_at INTEGER NOT NULL,
   confirmed INTEGER NOT NULL DEFAULT 0,
   der BLOB NOT NULL,
-  cert_hash BLOB NOT NULL
+  cert_hash BLOB NOT NULL,
+  supersedes TEXT
 );
 CREATE INDEX IF NOT EXISTS certs_tx ON certs(transaction_id);
 CREATE INDEX IF NOT EXISTS certs_holder ON certs(holder_ref);
@@ -191,8 +197,8 @@ impl Store {
     pub fn insert_cert(&self, c: &NewCert<'_>) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO certs (serial, profile, holder_ref, card_ref, transaction_id, cert_req_id,
-               municipality, not_after, issued_at, confirmed, der, cert_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+               municipality, not_after, issued_at, confirmed, der, cert_hash, supersedes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 c.serial,
                 c.profile,
@@ -205,7 +211,8 @@ impl Store {
                 super::certs::unix_now(),
                 c.confirmed,
                 c.der,
-                c.cert_hash
+                c.cert_hash,
+                c.supersedes
             ],
         )?;
         Ok(())
@@ -221,11 +228,12 @@ impl Store {
             cert_hash: r.get(5)?,
             confirmed: r.get(6)?,
             revoked: r.get::<_, Option<String>>(7)?.is_some(),
+            supersedes: r.get(8)?,
         })
     }
 
     const CERT_COLS: &'static str = "c.serial, c.profile, c.cert_req_id, c.municipality, c.der,
-        c.cert_hash, c.confirmed, r.serial FROM certs c LEFT JOIN revocations r ON r.serial = c.serial";
+        c.cert_hash, c.confirmed, r.serial, c.supersedes FROM certs c LEFT JOIN revocations r ON r.serial = c.serial";
 
     /// The certificates issued in a transaction, by certReqId.
     pub fn certs_by_transaction(&self, tid: &[u8]) -> Result<Vec<CertRow>, StoreError> {
@@ -399,6 +407,7 @@ mod tests {
             der: b"der",
             cert_hash: b"hash",
             confirmed: false,
+            supersedes: None,
         }
     }
 
