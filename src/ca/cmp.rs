@@ -365,19 +365,31 @@ impl Ca {
         rep: &'static str,
         implicit: bool,
     ) -> Result<Reply, Fail> {
+        {
+            let store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+            if let Some(reply) = self.replay(&store, tid, request_hash, "issue")? {
+                return Ok(reply);
+            }
+        }
+        // Sign outside the store lock so concurrent requests use every core.
+        let base_url = self.base_url();
+        let now = OffsetDateTime::now_utc();
+        let mut built = Vec::with_capacity(inputs.len());
+        for (id, input, old) in &inputs {
+            let serial = certs::random_serial().map_err(CaError::from)?;
+            let cert = issue::build(&self.material, input, serial.clone(), now, &base_url)?;
+            built.push((*id, input, old, serial, cert));
+        }
         let mut store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+        // A concurrent retry of the same transaction may have won the race: its answer stands.
         if let Some(reply) = self.replay(&store, tid, request_hash, "issue")? {
             return Ok(reply);
         }
-        let base_url = self.base_url();
-        let now = OffsetDateTime::now_utc();
         let delay = self.config.poll_delay_ms;
         let final_body = store.atomically(|s| -> Result<Vec<u8>, Fail> {
-            let mut responses = Vec::with_capacity(inputs.len());
+            let mut responses = Vec::with_capacity(built.len());
             let mut ids = Vec::new();
-            for (id, input, old) in &inputs {
-                let serial = certs::random_serial().map_err(CaError::from)?;
-                let cert = issue::build(&self.material, input, serial.clone(), now, &base_url)?;
+            for (id, input, old, serial, cert) in built {
                 let der = cert.to_der().map_err(CaError::from)?;
                 let hash = cert_hash(&cert).map_err(CaError::from)?;
                 let serial_hex = hex::encode_upper(serial.as_bytes());
@@ -389,7 +401,7 @@ impl Ca {
                     holder_ref: holder.as_deref(),
                     card_ref: card.as_deref(),
                     transaction_id: tid,
-                    cert_req_id: *id,
+                    cert_req_id: id,
                     municipality: input.reg.municipality_code.as_deref(),
                     not_after: cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs() as i64,
                     der: &der,
@@ -410,7 +422,7 @@ impl Ca {
                 tracing::info!(serial = %serial_hex, profile = input.profile.as_str(), "certificate issued");
                 ids.push(id.to_string());
                 responses.push(CertResponse {
-                    cert_req_id: i64_int(*id),
+                    cert_req_id: i64_int(id),
                     status: PkiStatusInfo { status: PkiStatus::Accepted, status_string: None, fail_info: None },
                     certified_key_pair: Some(CertifiedKeyPair {
                         cert_or_enc_cert: CertOrEncCert::Certificate(Box::new(cert)),
