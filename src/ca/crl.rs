@@ -25,7 +25,7 @@ use x509_cert::Version;
 use super::certs::x509_time;
 use super::issue::distribution_point_names;
 use super::material::Material;
-use super::store::{Store, StoreError};
+use super::store::Store;
 use super::CaError;
 use crate::pki::jpki_profile::CertProfile;
 use crate::pki::{sha256_with_rsa, sign_sha256};
@@ -98,47 +98,27 @@ pub fn build(
 
     let mut entries_der = Vec::new();
     let mut entries = 0u64;
-    let mut entry_error: Option<CaError> = None;
-    store.for_each_revoked(profile.as_str(), municipality, |row| {
-        let encoded = (|| -> Result<(), CaError> {
-            let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
-            let mut exts = Vec::new();
-            if row.reason != 0 {
-                // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
-                let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
-                exts.push(ext(OID_REASON_CODE, false, &reason)?);
-            }
-            if let Some(t) = row.invalidity {
-                let gt = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(t.max(0) as u64))?;
-                exts.push(ext(OID_INVALIDITY_DATE, false, &gt)?);
-            }
-            let entry = RevokedCert {
-                serial_number: SerialNumber::new(&serial_bytes)?,
-                revocation_date: x509_time(row.revoked_at)?,
-                crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
-            };
-            entry.encode_to_vec(&mut entries_der)?;
-            Ok(())
-        })();
-        match encoded {
-            Ok(()) => {
-                entries += 1;
-                Ok(())
-            }
-            Err(e) => {
-                entry_error = Some(e);
-                // Stop the row stream; the error is reported below.
-                Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
-            }
+    store.for_each_revoked(profile.as_str(), municipality, |row| -> Result<(), CaError> {
+        let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
+        let mut exts = Vec::new();
+        if row.reason != 0 {
+            // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
+            let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
+            exts.push(ext(OID_REASON_CODE, false, &reason)?);
         }
-    })
-    .or_else(|e| match entry_error.take() {
-        Some(_) => Ok(()),
-        None => Err(e),
+        if let Some(t) = row.invalidity {
+            let secs = std::time::Duration::from_secs(t.max(0) as u64);
+            exts.push(ext(OID_INVALIDITY_DATE, false, &GeneralizedTime::from_unix_duration(secs)?)?);
+        }
+        let entry = RevokedCert {
+            serial_number: SerialNumber::new(&serial_bytes)?,
+            revocation_date: x509_time(row.revoked_at)?,
+            crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
+        };
+        entry.encode_to_vec(&mut entries_der)?;
+        entries += 1;
+        Ok(())
     })?;
-    if let Some(e) = entry_error {
-        return Err(e);
-    }
 
     let mut crl_extensions = vec![
         ext(

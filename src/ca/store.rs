@@ -316,23 +316,27 @@ impl Store {
     }
 
     /// Streams the revoked entries of a CRL scope to `f`, one row at a time.
-    pub fn for_each_revoked(
+    pub fn for_each_revoked<E: From<StoreError>>(
         &self,
         profile: &str,
         municipality: Option<&str>,
-        mut f: impl FnMut(RevokedRow) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT serial, reason, revoked_at, invalidity FROM revocations
-             WHERE profile = ?1 AND (?2 IS NULL OR municipality = ?2)",
-        )?;
-        let mut rows = st.query(params![profile, municipality])?;
-        while let Some(r) = rows.next()? {
+        mut f: impl FnMut(RevokedRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = |e: rusqlite::Error| E::from(StoreError::from(e));
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT serial, reason, revoked_at, invalidity FROM revocations
+                 WHERE profile = ?1 AND (?2 IS NULL OR municipality = ?2)",
+            )
+            .map_err(sql)?;
+        let mut rows = st.query(params![profile, municipality]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
             f(RevokedRow {
-                serial: r.get(0)?,
-                reason: r.get(1)?,
-                revoked_at: r.get(2)?,
-                invalidity: r.get(3)?,
+                serial: r.get(0).map_err(sql)?,
+                reason: r.get(1).map_err(sql)?,
+                revoked_at: r.get(2).map_err(sql)?,
+                invalidity: r.get(3).map_err(sql)?,
             })?;
         }
         Ok(())
@@ -426,11 +430,11 @@ mod tests {
         let mut seen = vec![];
         s.for_each_revoked("sign", Some("131016"), |r| {
             seen.push(r.serial);
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
         assert_eq!(seen, vec!["0A"]);
-        s.for_each_revoked("sign", Some("999999"), |_| panic!("other partition")).unwrap();
+        s.for_each_revoked("sign", Some("999999"), |_| -> Result<(), StoreError> { panic!("other partition") }).unwrap();
         assert_eq!(s.next_crl_number("sign").unwrap(), 1);
         assert_eq!(s.next_crl_number("sign").unwrap(), 2);
         assert_eq!(s.next_crl_number("auth").unwrap(), 1);
