@@ -115,10 +115,13 @@ fn root_alt_name(signing: bool) -> Result<Name, CaError> {
 /// at 14:59:59Z (midnight JST), as the J-LIS roots have it.
 fn years_from_now(years: i32) -> i64 {
     let today_jst = (OffsetDateTime::now_utc() + Duration::hours(9)).date();
-    let end = today_jst
-        .replace_year(today_jst.year() + years)
-        .unwrap_or(today_jst) // 29 February: fall back to a plain year count below
-        - Duration::days(1);
+    let year = today_jst.year() + years;
+    // Issued on 29 February: the anniversary in a common year is 28 February.
+    let anniversary = today_jst
+        .replace_year(year)
+        .or_else(|_| time::Date::from_calendar_date(year, time::Month::February, 28))
+        .expect("28 February exists in every year");
+    let end = anniversary - Duration::days(1);
     end.with_hms(14, 59, 59).expect("valid time").assume_utc().unix_timestamp()
 }
 
