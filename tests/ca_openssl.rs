@@ -124,14 +124,24 @@ fn ir_with_signature_then_rr_puts_the_serial_on_the_crl() {
 }
 
 #[test]
-fn genm_ca_certs_returns_both_roots() {
+fn genm_ca_certs_and_p10cr_with_signature_protection() {
     let ca = CaServer::start(&[]);
     let work = tempfile::tempdir().unwrap();
+    let w = work.path();
     let mut args = vec!["-cmd".to_string(), "genm".into(), "-infotype".into(), "caCerts".into()];
     args.extend(ra_args(&ca));
-    let o = cmp(&ca, work.path(), &strs(&args));
+    let o = cmp(&ca, w, &strs(&args));
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("genp contains ITAV of type: id-it-caCerts"), "{}", text(&o));
+
+    let o = run(w, "openssl", &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ee.key", "-subj", "/CN=x", "-out", "ee.csr"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut args = vec!["-cmd".to_string(), "p10cr".into(), "-csr".into(), "ee.csr".into(), "-certout".into(), "ee.pem".into()];
+    args.extend(ra_args(&ca));
+    let o = cmp(&ca, w, &strs(&args));
+    assert!(o.status.success(), "{}", text(&o));
+    let auth_ca = ca.file("auth-ca.pem").display().to_string();
+    assert!(run(w, "openssl", &["verify", "-CAfile", &auth_ca, "ee.pem"]).status.success());
 }
 
 #[test]
