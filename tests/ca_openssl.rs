@@ -124,14 +124,24 @@ fn ir_with_signature_then_rr_puts_the_serial_on_the_crl() {
 }
 
 #[test]
-fn genm_ca_certs_returns_both_roots() {
+fn genm_ca_certs_and_p10cr_with_signature_protection() {
     let ca = CaServer::start(&[]);
     let work = tempfile::tempdir().unwrap();
+    let w = work.path();
     let mut args = vec!["-cmd".to_string(), "genm".into(), "-infotype".into(), "caCerts".into()];
     args.extend(ra_args(&ca));
-    let o = cmp(&ca, work.path(), &strs(&args));
+    let o = cmp(&ca, w, &strs(&args));
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("genp contains ITAV of type: id-it-caCerts"), "{}", text(&o));
+
+    let o = run(w, "openssl", &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ee.key", "-subj", "/CN=x", "-out", "ee.csr"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut args = vec!["-cmd".to_string(), "p10cr".into(), "-csr".into(), "ee.csr".into(), "-certout".into(), "ee.pem".into()];
+    args.extend(ra_args(&ca));
+    let o = cmp(&ca, w, &strs(&args));
+    assert!(o.status.success(), "{}", text(&o));
+    let auth_ca = ca.file("auth-ca.pem").display().to_string();
+    assert!(run(w, "openssl", &["verify", "-CAfile", &auth_ca, "ee.pem"]).status.success());
 }
 
 #[test]
@@ -180,4 +190,31 @@ fn https_requires_an_ra_client_certificate() {
     let client = reqwest::blocking::Client::builder().add_root_certificate(root).identity(id).build().unwrap();
     let r = client.get(&url).send().unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn kur_renews_and_revokes_the_old_certificate_as_superseded() {
+    let ca = CaServer::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    new_key(w, "old.key");
+    new_key(w, "new.key");
+    let mut args = vec!["-cmd".to_string(), "ir".into(), "-newkey".into(), "old.key".into(), "-subject".into(), "/CN=x".into(), "-certout".into(), "old.pem".into()];
+    args.extend(ra_args(&ca));
+    assert!(cmp(&ca, w, &strs(&args)).status.success());
+    let mut args = vec!["-cmd".to_string(), "kur".into(), "-oldcert".into(), "old.pem".into(), "-newkey".into(), "new.key".into(), "-certout".into(), "new.pem".into()];
+    args.extend(ra_args(&ca));
+    let o = cmp(&ca, w, &strs(&args));
+    assert!(o.status.success() && text(&o).contains("received PKICONF"), "{}", text(&o));
+    let auth_ca = ca.file("auth-ca.pem").display().to_string();
+    assert!(run(w, "openssl", &["verify", "-CAfile", &auth_ca, "new.pem"]).status.success());
+    let serial = text(&run(w, "openssl", &["x509", "-in", "old.pem", "-noout", "-serial"]))
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    let crl = reqwest::blocking::get(ca.url("/crl/auth.crl")).unwrap().bytes().unwrap();
+    std::fs::write(w.join("auth.crl"), crl).unwrap();
+    let t = text(&run(w, "openssl", &["crl", "-inform", "DER", "-in", "auth.crl", "-noout", "-text"]));
+    assert!(t.contains(&format!("Serial Number: {serial}")) && t.contains("Superseded"), "{t}");
+    assert_eq!(ca.cert_count(), 2);
 }

@@ -16,6 +16,7 @@ use cmpv2::response::{CertRepMessage, CertResponse};
 use cmpv2::rev::{RevDetails, RevRepContent};
 use cmpv2::status::{CertStatus, PkiStatus, PkiStatusInfo};
 use const_oid::ObjectIdentifier;
+use crmf::controls::CertId;
 use crmf::pop::ProofOfPossession;
 use crmf::request::{CertReqMsg, CertRequest};
 use der::asn1::{Any, GeneralizedTime, Int, Utf8StringRef};
@@ -44,6 +45,8 @@ use crate::pki::{cert_hash, verify_sha256, SHA256_WITH_RSA};
 
 /// `pkcs-9-at-extensionRequest`: where a PKCS#10 request carries its extensions.
 const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+/// `id-regCtrl-oldCertID` (RFC 4211 §6.5): the certificate a kur renews.
+const OLD_CERT_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.1.5");
 const OID_REASON_CODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const OID_INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
 
@@ -320,13 +323,14 @@ impl Ca {
         for req in reqs {
             let id = int_i64(&req.cert_req.cert_req_id)
                 .ok_or_else(|| fail(FailInfo::BAD_REQUEST, "certReqId out of range"))?;
-            if inputs.iter().any(|(i, _)| *i == id) {
+            if inputs.iter().any(|(i, _, _)| *i == id) {
                 return Err(fail(FailInfo::BAD_REQUEST, "duplicate certReqId"));
             }
             check_pop(req, sender)?;
             let template = &req.cert_req.cert_template;
             let input = checked_input(template.extensions.as_ref(), template.subject_public_key_info.clone(), reg_info(req)?)?;
-            inputs.push((id, input));
+            let old = self.old_cert(req, input.profile)?;
+            inputs.push((id, input, old));
         }
         let request_hash = Sha256::digest(msg.body.to_der().map_err(|_| fail(FailInfo::BAD_REQUEST, "body"))?).to_vec();
         self.issue_all(tid, &request_hash, inputs, rep, implicit_confirm_asked(&msg.header))
@@ -350,30 +354,42 @@ impl Ca {
         let input = checked_input(extensions.as_ref(), Some(csr.info.public_key.clone()), RegInfo::default())?;
         let request_hash = Sha256::digest(msg.body.to_der().map_err(|_| fail(FailInfo::BAD_REQUEST, "body"))?).to_vec();
         // RFC 4210 §5.3.4 leaves certReqId to the CA for p10cr; OpenSSL 3.0 expects 0.
-        self.issue_all(tid, &request_hash, vec![(0, input)], "cp", implicit_confirm_asked(&msg.header))
+        self.issue_all(tid, &request_hash, vec![(0, input, None)], "cp", implicit_confirm_asked(&msg.header))
     }
 
     fn issue_all(
         &self,
         tid: &[u8],
         request_hash: &[u8],
-        inputs: Vec<(i64, IssueInput)>,
+        inputs: Vec<(i64, IssueInput, Option<String>)>,
         rep: &'static str,
         implicit: bool,
     ) -> Result<Reply, Fail> {
+        {
+            let store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+            if let Some(reply) = self.replay(&store, tid, request_hash, "issue")? {
+                return Ok(reply);
+            }
+        }
+        // Sign outside the store lock so concurrent requests use every core.
+        let base_url = self.base_url();
+        let now = OffsetDateTime::now_utc();
+        let mut built = Vec::with_capacity(inputs.len());
+        for (id, input, old) in &inputs {
+            let serial = certs::random_serial().map_err(CaError::from)?;
+            let cert = issue::build(&self.material, input, serial.clone(), now, &base_url)?;
+            built.push((*id, input, old, serial, cert));
+        }
         let mut store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+        // A concurrent retry of the same transaction may have won the race: its answer stands.
         if let Some(reply) = self.replay(&store, tid, request_hash, "issue")? {
             return Ok(reply);
         }
-        let base_url = self.base_url();
-        let now = OffsetDateTime::now_utc();
         let delay = self.config.poll_delay_ms;
         let final_body = store.atomically(|s| -> Result<Vec<u8>, Fail> {
-            let mut responses = Vec::with_capacity(inputs.len());
+            let mut responses = Vec::with_capacity(built.len());
             let mut ids = Vec::new();
-            for (id, input) in &inputs {
-                let serial = certs::random_serial().map_err(CaError::from)?;
-                let cert = issue::build(&self.material, input, serial.clone(), now, &base_url)?;
+            for (id, input, old, serial, cert) in built {
                 let der = cert.to_der().map_err(CaError::from)?;
                 let hash = cert_hash(&cert).map_err(CaError::from)?;
                 let serial_hex = hex::encode_upper(serial.as_bytes());
@@ -385,12 +401,13 @@ impl Ca {
                     holder_ref: holder.as_deref(),
                     card_ref: card.as_deref(),
                     transaction_id: tid,
-                    cert_req_id: *id,
+                    cert_req_id: id,
                     municipality: input.reg.municipality_code.as_deref(),
                     not_after: cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs() as i64,
                     der: &der,
                     cert_hash: hash.as_bytes(),
                     confirmed: implicit,
+                    supersedes: old.as_deref(),
                 })?;
                 s.audit(
                     "ca",
@@ -405,7 +422,7 @@ impl Ca {
                 tracing::info!(serial = %serial_hex, profile = input.profile.as_str(), "certificate issued");
                 ids.push(id.to_string());
                 responses.push(CertResponse {
-                    cert_req_id: i64_int(*id),
+                    cert_req_id: i64_int(id),
                     status: PkiStatusInfo { status: PkiStatus::Accepted, status_string: None, fail_info: None },
                     certified_key_pair: Some(CertifiedKeyPair {
                         cert_or_enc_cert: CertOrEncCert::Certificate(Box::new(cert)),
@@ -496,6 +513,17 @@ impl Ca {
                 } else {
                     s.confirm(&cert.serial)?;
                     s.audit("ca", "cert-confirmed", &format!("serial={}", cert.serial))?;
+                    // A renewal replaces its predecessor only once the new one is on the card.
+                    if let Some(old) = cert.supersedes.as_deref().map(|o| s.cert_by_serial(o)).transpose()?.flatten() {
+                        if s.revoke(&old, 4, None, unix_now())? {
+                            s.audit("ca", "revoke", &format!("serial={} reason=4 channel=kur superseded-by={}", old.serial, cert.serial))?;
+                            let profile = CertProfile::from_str_name(&old.profile).unwrap_or(CertProfile::UserAuth);
+                            scopes.push((profile, None));
+                            if old.municipality.is_some() {
+                                scopes.push((profile, old.municipality.clone()));
+                            }
+                        }
+                    }
                 }
             }
             Ok(())
@@ -590,6 +618,27 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// The serial of the certificate a renewal replaces (`id-regCtrl-oldCertID`), checked:
+    /// issued here, same profile, not revoked.
+    fn old_cert(&self, req: &CertReqMsg, profile: CertProfile) -> Result<Option<String>, Fail> {
+        let Some(ctrl) = req.cert_req.controls.iter().flatten().find(|c| c.oid == OLD_CERT_ID) else {
+            return Ok(None);
+        };
+        let id: CertId = ctrl.value.decode_as().map_err(|_| fail(FailInfo::BAD_REQUEST, "bad oldCertID"))?;
+        let expected_issuer = GeneralName::DirectoryName(self.material.issuer(profile == CertProfile::Signing).name().clone());
+        if id.issuer != expected_issuer {
+            return Err(fail(FailInfo::WRONG_AUTHORITY, "oldCertID names another issuer"));
+        }
+        let serial = hex::encode_upper(id.serial_number.as_bytes());
+        let store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+        match store.cert_by_serial(&serial)? {
+            Some(c) if c.profile == profile.as_str() && !c.revoked => Ok(Some(serial)),
+            _ => Err(fail(FailInfo::BAD_CERT_ID, "oldCertID: no such live certificate of this profile")),
+        }
+    }
+}
+
 fn implicit_confirm_asked(h: &PkiHeader<'_>) -> bool {
     h.general_info.iter().flatten().any(|i| i.oid == ID_IT_IMPLICIT_CONFIRM)
 }
@@ -660,4 +709,62 @@ fn entry_details(exts: Option<&Extensions>) -> Result<(u32, Option<i64>), Fail> 
         }
     }
     Ok((reason, invalidity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::testing;
+    use crate::pki::protection::Protector;
+    use x509_cert::name::Name;
+    use zeroize::Zeroizing;
+
+    fn request(ca: &Ca, body: Body<'static>, tid: &der::asn1::OctetString) -> Vec<u8> {
+        let n = GeneralName::DirectoryName(Name::default());
+        let mut msg = Message { header: new_header(n.clone(), n, tid.clone(), None), body, protection: None, extra_certs: None };
+        let p = Protector::Mac {
+            reference: ca.material.pbm_ref.clone(),
+            secret: Zeroizing::new(ca.material.pbm_secret.to_vec()),
+        };
+        protect(&mut msg, &p).unwrap();
+        msg.to_der().unwrap()
+    }
+
+    fn answer(ca: &Ca, der: &[u8]) -> Vec<u8> {
+        match ca.handle_cmp(der) {
+            CmpOutcome::Response(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn genm_returns_both_roots_signed_by_the_responder() {
+        let (_d, ca) = testing::ca();
+        let tid = random_nonce();
+        let bytes = answer(&ca, &request(&ca, Body::Cmp(PkiBody::GenM(vec![])), &tid));
+        let msg = Message::from_der(&bytes).unwrap();
+        verify_signature(&msg, std::slice::from_ref(&ca.material.sign_ca.cert)).unwrap();
+        let Body::Cmp(PkiBody::GenP(items)) = &msg.body else { panic!("not genp") };
+        assert_eq!(items[0].oid, ID_IT_CA_CERTS);
+        let certs: Vec<Certificate> = items[0].value.as_ref().unwrap().decode_as().unwrap();
+        assert_eq!(certs, vec![ca.material.sign_ca.cert.clone(), ca.material.auth_ca.cert.clone()]);
+    }
+
+    #[test]
+    fn certconf_without_certificates_or_with_a_wrong_hash_is_refused() {
+        let (_d, ca) = testing::ca();
+        let tid = random_nonce();
+        let conf = |hash: &[u8]| {
+            Body::Cmp(PkiBody::CertConf(vec![CertStatus {
+                cert_hash: der::asn1::OctetString::new(hash.to_vec()).unwrap(),
+                cert_req_id: i64_int(0),
+                status_info: None,
+            }]))
+        };
+        let bytes = answer(&ca, &request(&ca, conf(&[0; 32]), &tid));
+        let Body::Error(e) = Message::from_der(&bytes).unwrap().body else { panic!("not an error") };
+        assert!(e.pki_status_info.fail_info.unwrap().has(FailInfo::BAD_REQUEST));
+        assert_eq!(int_i64(&i64_int(-1)), Some(-1));
+        assert_eq!(i64_int(0).to_der().unwrap(), [2, 1, 0]);
+    }
 }

@@ -25,7 +25,7 @@ use x509_cert::Version;
 use super::certs::x509_time;
 use super::issue::distribution_point_names;
 use super::material::Material;
-use super::store::{Store, StoreError};
+use super::store::Store;
 use super::CaError;
 use crate::pki::jpki_profile::CertProfile;
 use crate::pki::{sha256_with_rsa, sign_sha256};
@@ -98,47 +98,27 @@ pub fn build(
 
     let mut entries_der = Vec::new();
     let mut entries = 0u64;
-    let mut entry_error: Option<CaError> = None;
-    store.for_each_revoked(profile.as_str(), municipality, |row| {
-        let encoded = (|| -> Result<(), CaError> {
-            let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
-            let mut exts = Vec::new();
-            if row.reason != 0 {
-                // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
-                let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
-                exts.push(ext(OID_REASON_CODE, false, &reason)?);
-            }
-            if let Some(t) = row.invalidity {
-                let gt = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(t.max(0) as u64))?;
-                exts.push(ext(OID_INVALIDITY_DATE, false, &gt)?);
-            }
-            let entry = RevokedCert {
-                serial_number: SerialNumber::new(&serial_bytes)?,
-                revocation_date: x509_time(row.revoked_at)?,
-                crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
-            };
-            entry.encode_to_vec(&mut entries_der)?;
-            Ok(())
-        })();
-        match encoded {
-            Ok(()) => {
-                entries += 1;
-                Ok(())
-            }
-            Err(e) => {
-                entry_error = Some(e);
-                // Stop the row stream; the error is reported below.
-                Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
-            }
+    store.for_each_revoked(profile.as_str(), municipality, |row| -> Result<(), CaError> {
+        let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
+        let mut exts = Vec::new();
+        if row.reason != 0 {
+            // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
+            let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
+            exts.push(ext(OID_REASON_CODE, false, &reason)?);
         }
-    })
-    .or_else(|e| match entry_error.take() {
-        Some(_) => Ok(()),
-        None => Err(e),
+        if let Some(t) = row.invalidity {
+            let secs = std::time::Duration::from_secs(t.max(0) as u64);
+            exts.push(ext(OID_INVALIDITY_DATE, false, &GeneralizedTime::from_unix_duration(secs)?)?);
+        }
+        let entry = RevokedCert {
+            serial_number: SerialNumber::new(&serial_bytes)?,
+            revocation_date: x509_time(row.revoked_at)?,
+            crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
+        };
+        entry.encode_to_vec(&mut entries_der)?;
+        entries += 1;
+        Ok(())
     })?;
-    if let Some(e) = entry_error {
-        return Err(e);
-    }
 
     let mut crl_extensions = vec![
         ext(
@@ -214,4 +194,50 @@ fn reason_from_u32(v: u32) -> Option<CrlReason> {
 /// Whether `v` is an RFC 5280 CRLReason this CA records (8, removeFromCRL, is not).
 pub fn valid_reason(v: u32) -> bool {
     reason_from_u32(v).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::testing;
+    use der::Decode;
+    use x509_cert::crl::CertificateList;
+
+    #[test]
+    fn streamed_crl_decodes_with_entries_number_and_partition_idp() {
+        let (_d, ca) = testing::ca();
+        ca.with_store(|s| {
+            for i in 0..50u32 {
+                let muni = if i % 2 == 0 { Some("131016") } else { None };
+                s.insert_revocation_raw(&format!("{:08X}", i + 1), "sign", muni, i % 6, 1_700_000_000).unwrap();
+            }
+            s.insert_revocation_raw("7F", "auth", None, 1, 1_700_000_000).unwrap();
+        })
+        .unwrap();
+        let full = ca.reissue_crl(CertProfile::Signing, None).unwrap();
+        assert_eq!(full.entries, 50);
+        let list = CertificateList::from_der(&full.der).unwrap();
+        let entries = list.tbs_cert_list.revoked_certificates.as_ref().unwrap();
+        assert_eq!(entries.len(), 50);
+        assert!(entries.iter().filter(|e| e.crl_entry_extensions.is_none()).count() > 0, "unspecified has no reasonCode");
+        let tbs_der = list.tbs_cert_list.to_der().unwrap();
+        let sig = list.signature.as_bytes().unwrap();
+        let root = &ca.material.sign_ca.cert.tbs_certificate.subject_public_key_info;
+        assert!(crate::pki::verify_sha256(root, &tbs_der, sig));
+
+        let again = ca.reissue_crl(CertProfile::Signing, None).unwrap();
+        assert_eq!(again.number, full.number + 1);
+
+        let part = ca.reissue_crl(CertProfile::Signing, Some("131016")).unwrap();
+        assert_eq!(part.entries, 25);
+        let list = CertificateList::from_der(&part.der).unwrap();
+        let exts = list.tbs_cert_list.crl_extensions.unwrap();
+        assert!(exts.iter().any(|e| e.extn_id == OID_IDP && e.critical));
+
+        let auth = ca.current_crl(CertProfile::UserAuth, None).unwrap();
+        assert_eq!(auth.entries, 1);
+        let empty = ca.reissue_crl(CertProfile::UserAuth, Some("999999")).unwrap();
+        let list = CertificateList::from_der(&empty.der).unwrap();
+        assert!(list.tbs_cert_list.revoked_certificates.is_none());
+    }
 }

@@ -173,3 +173,72 @@ pub fn build(
     };
     Ok(certs::sign_cert(spec, issuer.name(), &issuer.key)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::testing;
+    use x509_cert::ext::pkix::KeyUsage;
+
+    fn pd() -> PersonalData {
+        PersonalData {
+            name: "公的太郎".into(),
+            name_substitute_positions: "0010".into(),
+            sex: "1".into(),
+            birth_date: "420000101".into(),
+            address: "北海道".into(),
+            address_substitute_positions: "000".into(),
+        }
+    }
+
+    #[test]
+    fn templates_are_checked_against_the_profile() {
+        let (_d, ca) = testing::ca();
+        let spki = ca.material.sign_ca.cert.tbs_certificate.subject_public_key_info.clone();
+        let ok = IssueInput::check(CertProfile::Signing, Some(spki.clone()), Some(pd()), RegInfo::default());
+        assert!(ok.is_ok());
+        let r = IssueInput::check(CertProfile::Signing, Some(spki.clone()), None, RegInfo::default());
+        assert!(matches!(r, Err(Refusal::BadTemplate(_))));
+        let r = IssueInput::check(CertProfile::UserAuth, Some(spki.clone()), Some(pd()), RegInfo::default());
+        assert!(matches!(r, Err(Refusal::BadTemplate(_))));
+        let r = IssueInput::check(CertProfile::UserAuth, None, None, RegInfo::default());
+        assert!(matches!(r, Err(Refusal::BadTemplate(_))));
+    }
+
+    #[test]
+    fn signing_certificate_content() {
+        let (_d, ca) = testing::ca();
+        let spki = ca.material.tls_ca.cert.tbs_certificate.subject_public_key_info.clone();
+        let reg = RegInfo::parse("municipality-code?011002%card-expiry?20991231%").unwrap();
+        let input = IssueInput::check(CertProfile::Signing, Some(spki), Some(pd()), reg).unwrap();
+        let serial = certs::random_serial().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let cert = build(&ca.material, &input, serial.clone(), now, "http://h:1").unwrap();
+        let tbs = &cert.tbs_certificate;
+        assert!(crate::pki::issued_by(&cert, &ca.material.sign_ca.cert));
+        assert_eq!(tbs.serial_number, serial);
+        assert_eq!(tbs.subject, subject_for(CertProfile::Signing, &serial).unwrap());
+        let (crit, ku) = tbs.get::<KeyUsage>().unwrap().unwrap();
+        assert!(crit && ku.digital_signature() && ku.non_repudiation());
+        assert_eq!(PersonalData::from_extensions(tbs.extensions.as_ref()).unwrap(), Some(pd()));
+        assert_eq!(
+            crate::pki::jpki_profile::requested_profile(tbs.extensions.as_ref()).unwrap(),
+            CertProfile::Signing
+        );
+        assert_eq!(crl_path(CertProfile::Signing, Some("011002")), "/crl/011002/sign.crl");
+        // Card expiry far away: the 5th birthday (1 January) decides, at 14:59:59Z.
+        let end = tbs.validity.not_after.to_unix_duration().as_secs() as i64;
+        let expected = validity_end(now, input.reg.birth_date.as_ref(), input.reg.card_expiry);
+        assert_eq!(end, expected.unix_timestamp());
+    }
+
+    #[test]
+    fn expired_card_is_refused() {
+        let (_d, ca) = testing::ca();
+        let spki = ca.material.tls_ca.cert.tbs_certificate.subject_public_key_info.clone();
+        let reg = RegInfo::parse("card-expiry?20200101%").unwrap();
+        let input = IssueInput::check(CertProfile::UserAuth, Some(spki), None, reg).unwrap();
+        let r = build(&ca.material, &input, certs::random_serial().unwrap(), OffsetDateTime::now_utc(), "http://h:1");
+        assert!(matches!(r, Err(CaError::Refused(Refusal::BadRegInfo(_)))));
+    }
+}

@@ -115,10 +115,13 @@ fn root_alt_name(signing: bool) -> Result<Name, CaError> {
 /// at 14:59:59Z (midnight JST), as the J-LIS roots have it.
 fn years_from_now(years: i32) -> i64 {
     let today_jst = (OffsetDateTime::now_utc() + Duration::hours(9)).date();
-    let end = today_jst
-        .replace_year(today_jst.year() + years)
-        .unwrap_or(today_jst) // 29 February: fall back to a plain year count below
-        - Duration::days(1);
+    let year = today_jst.year() + years;
+    // Issued on 29 February: the anniversary in a common year is 28 February.
+    let anniversary = today_jst
+        .replace_year(year)
+        .or_else(|_| time::Date::from_calendar_date(year, time::Month::February, 28))
+        .expect("28 February exists in every year");
+    let end = anniversary - Duration::days(1);
     end.with_hms(14, 59, 59).expect("valid time").assume_utc().unix_timestamp()
 }
 
@@ -406,5 +409,49 @@ impl Material {
     /// DER of the TLS server certificate chain (server, then infrastructure CA).
     pub fn tls_chain_der(&self) -> Result<Vec<Vec<u8>>, CaError> {
         Ok(vec![self.tls_server_cert.to_der()?, self.tls_ca.cert.to_der()?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, SubjectAltName};
+
+    #[test]
+    fn first_start_creates_and_restart_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Material::load_or_create(dir.path(), &[]).unwrap();
+        let b = Material::load_or_create(dir.path(), &[]).unwrap();
+        assert_eq!(a.sign_ca.cert, b.sign_ca.cert);
+        assert_eq!(a.ra_cert, b.ra_cert);
+        assert_eq!(*a.pbm_secret, *b.pbm_secret);
+        for f in ["ra.key", "pbm-secret", "private/sign-ca.key", "private/id-key"] {
+            let mode = fs::metadata(dir.path().join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+        let ra_pem = fs::read_to_string(dir.path().join("ra.pem")).unwrap();
+        assert!(ra_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn roots_follow_the_jlis_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Material::load_or_create(dir.path(), &[]).unwrap();
+        for root in [&m.sign_ca.cert, &m.auth_ca.cert] {
+            let tbs = &root.tbs_certificate;
+            assert_eq!(tbs.subject, tbs.issuer);
+            let (crit, ku) = tbs.get::<KeyUsage>().unwrap().unwrap();
+            assert!(crit && ku.key_cert_sign() && ku.crl_sign() && !ku.digital_signature());
+            let (crit, bc) = tbs.get::<BasicConstraints>().unwrap().unwrap();
+            assert!(crit && bc.ca);
+            assert!(tbs.get::<x509_cert::ext::pkix::AuthorityKeyIdentifier>().unwrap().is_none());
+            assert!(tbs.get::<SubjectAltName>().unwrap().is_some());
+            let end = tbs.validity.not_after.to_unix_duration().as_secs();
+            assert_eq!(end % 86_400, 14 * 3600 + 59 * 60 + 59, "notAfter at 14:59:59Z");
+            assert!(crate::pki::issued_by(root, root));
+        }
+        assert!(crate::pki::issued_by(&m.cmp_signer.cert, &m.sign_ca.cert));
+        assert!(crate::pki::issued_by(&m.ra_cert, &m.tls_ca.cert));
+        assert_ne!(m.redacted_ref("resident", "R-1"), m.redacted_ref("card", "R-1"));
     }
 }

@@ -211,3 +211,17 @@ impl Ca {
         Ok(())
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A throw-away CA in a temporary directory for unit tests.
+    use super::{Ca, Config};
+
+    /// Opens a fresh CA; keep the directory alive as long as the CA.
+    pub fn ca() -> (tempfile::TempDir, Ca) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::open(Config::new(dir.path().join("ca"))).expect("open CA");
+        ca.set_base_url("http://127.0.0.1:1".into());
+        (dir, ca)
+    }
+}

@@ -42,6 +42,9 @@ pub struct NewCert<'a> {
     pub cert_hash: &'a [u8],
     /// Already confirmed (implicitConfirm).
     pub confirmed: bool,
+    /// Serial of the certificate this one renews (kur with oldCertID): revoked as
+    /// superseded once this one is confirmed.
+    pub supersedes: Option<&'a str>,
 }
 
 /// A certificate as read back from the store.
@@ -63,6 +66,8 @@ pub struct CertRow {
     pub confirmed: bool,
     /// Revoked already.
     pub revoked: bool,
+    /// Serial of the certificate it renews, if any.
+    pub supersedes: Option<String>,
 }
 
 /// A stored transaction answer.
@@ -111,7 +116,8 @@ CREATE TABLE IF NOT EXISTS certs (
   issued_at INTEGER NOT NULL,
   confirmed INTEGER NOT NULL DEFAULT 0,
   der BLOB NOT NULL,
-  cert_hash BLOB NOT NULL
+  cert_hash BLOB NOT NULL,
+  supersedes TEXT
 );
 CREATE INDEX IF NOT EXISTS certs_tx ON certs(transaction_id);
 CREATE INDEX IF NOT EXISTS certs_holder ON certs(holder_ref);
@@ -191,8 +197,8 @@ impl Store {
     pub fn insert_cert(&self, c: &NewCert<'_>) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO certs (serial, profile, holder_ref, card_ref, transaction_id, cert_req_id,
-               municipality, not_after, issued_at, confirmed, der, cert_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+               municipality, not_after, issued_at, confirmed, der, cert_hash, supersedes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 c.serial,
                 c.profile,
@@ -205,7 +211,8 @@ impl Store {
                 super::certs::unix_now(),
                 c.confirmed,
                 c.der,
-                c.cert_hash
+                c.cert_hash,
+                c.supersedes
             ],
         )?;
         Ok(())
@@ -221,11 +228,12 @@ impl Store {
             cert_hash: r.get(5)?,
             confirmed: r.get(6)?,
             revoked: r.get::<_, Option<String>>(7)?.is_some(),
+            supersedes: r.get(8)?,
         })
     }
 
     const CERT_COLS: &'static str = "c.serial, c.profile, c.cert_req_id, c.municipality, c.der,
-        c.cert_hash, c.confirmed, r.serial FROM certs c LEFT JOIN revocations r ON r.serial = c.serial";
+        c.cert_hash, c.confirmed, r.serial, c.supersedes FROM certs c LEFT JOIN revocations r ON r.serial = c.serial";
 
     /// The certificates issued in a transaction, by certReqId.
     pub fn certs_by_transaction(&self, tid: &[u8]) -> Result<Vec<CertRow>, StoreError> {
@@ -308,23 +316,27 @@ impl Store {
     }
 
     /// Streams the revoked entries of a CRL scope to `f`, one row at a time.
-    pub fn for_each_revoked(
+    pub fn for_each_revoked<E: From<StoreError>>(
         &self,
         profile: &str,
         municipality: Option<&str>,
-        mut f: impl FnMut(RevokedRow) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT serial, reason, revoked_at, invalidity FROM revocations
-             WHERE profile = ?1 AND (?2 IS NULL OR municipality = ?2)",
-        )?;
-        let mut rows = st.query(params![profile, municipality])?;
-        while let Some(r) = rows.next()? {
+        mut f: impl FnMut(RevokedRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = |e: rusqlite::Error| E::from(StoreError::from(e));
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT serial, reason, revoked_at, invalidity FROM revocations
+                 WHERE profile = ?1 AND (?2 IS NULL OR municipality = ?2)",
+            )
+            .map_err(sql)?;
+        let mut rows = st.query(params![profile, municipality]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
             f(RevokedRow {
-                serial: r.get(0)?,
-                reason: r.get(1)?,
-                revoked_at: r.get(2)?,
-                invalidity: r.get(3)?,
+                serial: r.get(0).map_err(sql)?,
+                reason: r.get(1).map_err(sql)?,
+                revoked_at: r.get(2).map_err(sql)?,
+                invalidity: r.get(3).map_err(sql)?,
             })?;
         }
         Ok(())
@@ -399,6 +411,7 @@ mod tests {
             der: b"der",
             cert_hash: b"hash",
             confirmed: false,
+            supersedes: None,
         }
     }
 
@@ -417,11 +430,11 @@ mod tests {
         let mut seen = vec![];
         s.for_each_revoked("sign", Some("131016"), |r| {
             seen.push(r.serial);
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
         assert_eq!(seen, vec!["0A"]);
-        s.for_each_revoked("sign", Some("999999"), |_| panic!("other partition")).unwrap();
+        s.for_each_revoked("sign", Some("999999"), |_| -> Result<(), StoreError> { panic!("other partition") }).unwrap();
         assert_eq!(s.next_crl_number("sign").unwrap(), 1);
         assert_eq!(s.next_crl_number("sign").unwrap(), 2);
         assert_eq!(s.next_crl_number("auth").unwrap(), 1);

@@ -315,7 +315,6 @@ fn parse_yyyymmdd(s: &str, field: &'static str) -> Result<Date, PkiError> {
     if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(field, "not 8 digits YYYYMMDD"));
     }
-    // Unwraps are safe: all eight bytes are ASCII digits.
     let year: i32 = s[0..4].parse().map_err(|_| invalid(field, "year"))?;
     let month: u8 = s[4..6].parse().map_err(|_| invalid(field, "month"))?;
     let day: u8 = s[6..8].parse().map_err(|_| invalid(field, "day"))?;
