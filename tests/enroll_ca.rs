@@ -200,7 +200,7 @@ fn request(ca: &CaProcess, profiles: &[CertProfile]) -> EnrollRequest {
             })
             .collect(),
         personal_data: profiles.contains(&CertProfile::Signing).then(resident),
-        // See docs/enroll.md: the reference CA does not yet decode RFC 4211
+        // See docs/ca-protocol.md ("Kiosk client"): the reference CA does not yet decode RFC 4211
         // regInfo, so these requests carry none.
         reg_info: RegInfo::default(),
         transaction: Transaction::random(),
