@@ -822,4 +822,26 @@ mod tests {
             Some(x509_cert::serial_number::SerialNumber::from(42u32))
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Any flipped byte or truncation of a protected response is refused,
+        /// or (a flip outside the protected part) yields the original body.
+        #[test]
+        fn damaged_responses_never_panic_or_change_the_body(
+            pos in 0usize..10_000,
+            xor in 1u8..=255,
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let (cred, trust) = mac();
+            let sent = env(0);
+            let good = answer(&sent, &pollrep(), &cred);
+            let mut bad = good.clone();
+            let pos = pos % bad.len();
+            if cut { bad.truncate(pos) } else { bad[pos] ^= xor }
+            if let Ok(opened) = open(&bad, &sent, &trust, SystemTime::now()) {
+                proptest::prop_assert_eq!(opened.body, pollrep());
+            }
+        }
+    }
 }
