@@ -74,7 +74,7 @@ pub enum Credential {
 }
 
 /// The RA's RSA private key, prepared for signing (RSA-2048 or larger).
-pub struct RaKey(ring::rsa::KeyPair);
+pub struct RaKey(Box<ring::rsa::KeyPair>);
 
 impl RaKey {
     /// From an `rsa` key (must be at least 2048 bits).
@@ -94,7 +94,7 @@ impl RaKey {
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, ProtectionError> {
         ring::rsa::KeyPair::from_pkcs8(der)
-            .map(RaKey)
+            .map(|k| RaKey(Box::new(k)))
             .map_err(|e| ProtectionError::Malformed(format!("RA key: {e}")))
     }
 
