@@ -285,7 +285,7 @@ pub(crate) mod tests {
         let ee = leaf(&ca_key, &ca, &ee_key.to_public_key(), "ee");
         let now = SystemTime::now();
         assert_eq!(
-            chain_to_anchor(&ee, &[], &[ca.clone()], now).unwrap(),
+            chain_to_anchor(&ee, &[], std::slice::from_ref(&ca), now).unwrap(),
             vec![ca.clone()]
         );
         assert_eq!(
@@ -305,7 +305,7 @@ pub(crate) mod tests {
         let key = small_key(4);
         let cert = root(&key, "Signer");
         assert!(
-            chain_to_anchor(&cert, &[], &[cert.clone()], SystemTime::now())
+            chain_to_anchor(&cert, &[], std::slice::from_ref(&cert), SystemTime::now())
                 .unwrap()
                 .is_empty()
         );

@@ -728,7 +728,7 @@ mod tests {
         let CertRepOutcome::Issued {
             certificates,
             chain,
-        } = check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap()
+        } = check_cert_rep(&rep, &keys, &[], std::slice::from_ref(&ca), now).unwrap()
         else {
             panic!("not issued")
         };
@@ -741,7 +741,7 @@ mod tests {
             response: vec![response(0, &swapped)],
         };
         assert!(matches!(
-            check_cert_rep(&rep, &keys, &[], &[ca.clone()], now),
+            check_cert_rep(&rep, &keys, &[], std::slice::from_ref(&ca), now),
             Err(EnrollError::KeyMismatch { cert_req_id: 0 })
         ));
 
@@ -753,7 +753,7 @@ mod tests {
             response: vec![response(0, &forged)],
         };
         assert!(matches!(
-            check_cert_rep(&rep, &keys, &[], &[ca.clone()], now),
+            check_cert_rep(&rep, &keys, &[], std::slice::from_ref(&ca), now),
             Err(EnrollError::CertificateNotTrusted { cert_req_id: 0, .. })
         ));
 
@@ -765,7 +765,7 @@ mod tests {
             response: vec![waiting],
         };
         assert_eq!(
-            check_cert_rep(&rep, &keys, &[], &[ca.clone()], now).unwrap(),
+            check_cert_rep(&rep, &keys, &[], std::slice::from_ref(&ca), now).unwrap(),
             CertRepOutcome::Waiting(vec![0])
         );
 
