@@ -245,8 +245,8 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
 
     fn transport(url: String, attempts: u32) -> HttpTransport {
         let mut c = HttpConfig::new(url);
@@ -259,60 +259,113 @@ mod tests {
         HttpTransport::new(&c).unwrap()
     }
 
-    /// A one-shot HTTP server on a loopback socket answering `replies` in turn.
-    fn serve(replies: Vec<&'static [u8]>) -> (String, std::thread::JoinHandle<Vec<Vec<u8>>>) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/pkix/", l.local_addr().unwrap());
-        let h = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for reply in replies {
-                let (mut s, _) = l.accept().unwrap();
-                let mut buf = vec![0u8; 65536];
-                let mut got = Vec::new();
-                // Read headers + the 3-byte body the test sends.
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"abc") {
-                    let n = std::io::Read::read(&mut s, &mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
+    /// What the test server saw of one request.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        content_type: String,
+        body: Vec<u8>,
+    }
+
+    /// A hyper HTTP/1 server on a loopback port answering with `replies`
+    /// (status, content type, body) in turn, recording each request.
+    fn serve(replies: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::Bytes;
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/pkix/", std_listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let replies = Arc::new(Mutex::new(replies.into_iter()));
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((io, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (log, replies) = (log.clone(), replies.clone());
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (log, replies) = (log.clone(), replies.clone());
+                            async move {
+                                let method = req.method().to_string();
+                                let path = req.uri().path().to_owned();
+                                let content_type = req
+                                    .headers()
+                                    .get(hyper::header::CONTENT_TYPE)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                let body = req.into_body().collect().await?.to_bytes().to_vec();
+                                log.lock().unwrap().push(Seen {
+                                    method,
+                                    path,
+                                    content_type,
+                                    body,
+                                });
+                                let (status, ct, text) = replies
+                                    .lock()
+                                    .unwrap()
+                                    .next()
+                                    .unwrap_or((500, "text/plain", ""));
+                                let resp = hyper::Response::builder()
+                                    .status(status)
+                                    .header(hyper::header::CONTENT_TYPE, ct)
+                                    .body(Full::new(Bytes::from_static(text.as_bytes())))
+                                    .unwrap();
+                                Ok::<_, hyper::Error>(resp)
+                            }
+                        },
+                    );
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                            .await;
+                    });
                 }
-                seen.push(got);
-                s.write_all(reply).unwrap();
-            }
-            seen
+            });
         });
-        (url, h)
+        (url, seen)
     }
 
     #[test]
     fn retries_the_same_bytes_after_503_and_reads_cmp_body() {
-        let (url, h) = serve(vec![
-            b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/pkixcmp\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-        ]);
+        let (url, seen) = serve(vec![(503, "text/plain", "busy"), (200, CONTENT_TYPE, "ok")]);
         let body = transport(url, 3).exchange(b"abc").unwrap();
         assert_eq!(body, b"ok");
-        let seen = h.join().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2);
         for req in &seen {
-            let text = String::from_utf8_lossy(req).to_ascii_lowercase();
-            assert!(text.starts_with("post /pkix/ "), "{text}");
-            assert!(text.contains("content-type: application/pkixcmp"), "{text}");
-            assert!(text.ends_with("abc"));
+            assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/pkix/"));
+            assert_eq!(req.content_type, CONTENT_TYPE);
+            assert_eq!(req.body, b"abc");
         }
     }
 
     #[test]
-    fn non_cmp_4xx_is_not_retried() {
-        let (url, h) = serve(vec![
-            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-        ]);
+    fn non_cmp_4xx_is_not_retried_and_cmp_error_bodies_are_read() {
+        let (url, seen) = serve(vec![(404, "text/plain", "no")]);
         assert!(matches!(
             transport(url, 3).exchange(b"abc"),
             Err(EnrollError::HttpStatus(404))
         ));
-        assert_eq!(h.join().unwrap().len(), 1);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // A CMP message with an error status is still a CMP answer.
+        let (url, _) = serve(vec![(400, CONTENT_TYPE, "cmp-error")]);
+        assert_eq!(transport(url, 3).exchange(b"abc").unwrap(), b"cmp-error");
+        // A web page with 200 is not the CA.
+        let (url, _) = serve(vec![(200, "text/html", "<html>")]);
+        assert!(matches!(
+            transport(url, 3).exchange(b"abc"),
+            Err(EnrollError::Malformed(_))
+        ));
     }
 
     #[test]
