@@ -523,3 +523,35 @@ fn further_certificate_and_renewal_use_cr_and_kur() {
         assert_eq!(ca.stored(&req.transaction.id), (1, 1), "{kind:?}");
     }
 }
+
+#[test]
+fn certificates_that_never_reached_the_card_are_rejected_in_cert_conf() {
+    let ca = CaProcess::start();
+    let client = ca.https_client();
+    let req = request(&ca, &[CertProfile::UserAuth]);
+    let issued = client.enroll(&req, &mut |_| {}).unwrap();
+    client
+        .reject(&issued, "card write failed")
+        .expect("pkiConf");
+    assert_eq!(ca.stored(&req.transaction.id), (1, 0), "not confirmed");
+    let serial = hex::encode_upper(
+        issued.certificates[0]
+            .certificate
+            .tbs_certificate
+            .serial_number
+            .as_bytes(),
+    );
+    let db = rusqlite::Connection::open_with_flags(
+        ca.path().join("ca.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let revoked: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM revocations WHERE serial = ?1",
+            [serial],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(revoked, 1, "the CA withdrew the undelivered certificate");
+}

@@ -210,7 +210,26 @@ impl<T: Transport> Enroller for CmpClient<T> {
             step::CONFIRM,
             Some(issued.ca_nonce.clone()),
         );
-        let opened = self.round_trip(&env, &cmp::cert_conf_body(&issued.certificates)?)?;
+        let opened = self.round_trip(&env, &cmp::cert_conf_body(&issued.certificates, None)?)?;
+        match opened.body {
+            Body::PkiConf(_) => Ok(()),
+            other => Err(EnrollError::UnexpectedBody {
+                expected: "pkiconf",
+                got: other.name(),
+            }),
+        }
+    }
+
+    fn reject(&self, issued: &Issued, reason: &str) -> Result<(), EnrollError> {
+        let env = self.envelope(
+            issued.transaction,
+            step::CONFIRM,
+            Some(issued.ca_nonce.clone()),
+        );
+        let opened = self.round_trip(
+            &env,
+            &cmp::cert_conf_body(&issued.certificates, Some(reason))?,
+        )?;
         match opened.body {
             Body::PkiConf(_) => Ok(()),
             other => Err(EnrollError::UnexpectedBody {

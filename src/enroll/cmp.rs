@@ -426,15 +426,22 @@ pub fn cert_hash(cert: &Certificate) -> Result<Vec<u8>, EnrollError> {
     })
 }
 
-/// certConf accepting every certificate.
-pub fn cert_conf_body(certs: &[IssuedCert]) -> Result<Body, EnrollError> {
+/// certConf accepting every certificate, or, with `rejection`, refusing
+/// them all with that (technical) reason (RFC 4210 §5.3.18: the certificates
+/// never reached the card, so the CA must not consider them in use).
+pub fn cert_conf_body(certs: &[IssuedCert], rejection: Option<&str>) -> Result<Body, EnrollError> {
+    let status_info = rejection.map(|text| StatusInfo {
+        status: PkiStatus::Rejection,
+        status_string: Some(vec![text.to_owned()]),
+        fail_info: None,
+    });
     certs
         .iter()
         .map(|c| {
             Ok(CertStatus {
                 cert_hash: OctetString::new(cert_hash(&c.certificate)?).map_err(config)?,
                 cert_req_id: i64::from(c.profile.cert_req_id()),
-                status_info: None,
+                status_info: status_info.clone(),
             })
         })
         .collect::<Result<Vec<_>, EnrollError>>()
@@ -783,14 +790,23 @@ mod tests {
     fn cert_conf_hashes_with_sha256() {
         let k = small_key(41);
         let c = root(&k, "x");
-        let Body::CertConf(st) = cert_conf_body(&[IssuedCert {
+        let issued = [IssuedCert {
             profile: CertProfile::Signing,
             certificate: c.clone(),
-        }])
-        .unwrap() else {
+        }];
+        let Body::CertConf(st) = cert_conf_body(&issued, None).unwrap() else {
             panic!("not certConf")
         };
         assert_eq!(st[0].cert_req_id, 1);
+        assert_eq!(st[0].status_info, None);
+        let Body::CertConf(rej) = cert_conf_body(&issued, Some("card write failed")).unwrap()
+        else {
+            panic!("not certConf")
+        };
+        let si = rej[0].status_info.as_ref().unwrap();
+        assert_eq!(si.status, PkiStatus::Rejection);
+        assert_eq!(si.text(), "card write failed");
+        assert_eq!(rej[0].cert_hash, st[0].cert_hash);
         assert_eq!(
             st[0].cert_hash.as_bytes(),
             Sha256::digest(c.to_der().unwrap()).as_slice()

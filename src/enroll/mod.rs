@@ -201,6 +201,10 @@ pub trait Enroller {
     ) -> Result<Issued, EnrollError>;
     /// certConf → pkiConf, once the certificates are on the card.
     fn confirm(&self, issued: &Issued) -> Result<(), EnrollError>;
+    /// certConf refusing the certificates (they could not be written to the
+    /// card) → pkiConf; the CA then treats them as never delivered. `reason`
+    /// is technical text for the CA's audit, never personal data.
+    fn reject(&self, issued: &Issued, reason: &str) -> Result<(), EnrollError>;
     /// rr → rp.
     fn revoke(&self, req: &RevokeRequest) -> Result<(), EnrollError>;
     /// genm caCerts → genp: the CA certificates.
