@@ -28,7 +28,7 @@ use super::material::Material;
 use super::store::Store;
 use super::CaError;
 use crate::pki::jpki_profile::CertProfile;
-use crate::pki::{sha256_with_rsa, sign_sha256};
+use crate::pki::{sha256_with_rsa, Sha256Signer};
 
 const OID_CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
 const OID_REASON_CODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
@@ -166,7 +166,7 @@ pub fn build(
     let tbs_der = tbs.to_der()?;
     drop(tbs);
     drop(entries_der);
-    let signature = sign_sha256(&issuer.key, &tbs_der)?;
+    let signature = issuer.signer.sign_sha256(&tbs_der)?;
     let list = CertificateListRaw {
         tbs_cert_list: AnyRef::from_der(&tbs_der)?,
         signature_algorithm: sha256_with_rsa(),
