@@ -39,7 +39,7 @@ use crate::pki::message::{
     ID_IT_CA_CERTS, ID_IT_IMPLICIT_CONFIRM,
 };
 use crate::pki::protection::{
-    protect, protection_kind, verify_mac, verify_signature, ProtectionError, ProtectionKind,
+    protect_signed, protection_kind, verify_mac, verify_signature, ProtectionError, ProtectionKind,
 };
 use crate::pki::{cert_hash, verify_sha256, SHA256_WITH_RSA};
 
@@ -204,7 +204,8 @@ impl Ca {
             header.general_info = Some(vec![InfoTypeAndValue { oid: ID_IT_IMPLICIT_CONFIRM, value: None }]);
         }
         let mut msg = Message { header, body, protection: None, extra_certs: None };
-        protect(&mut msg, &self.protector)?;
+        let signer = &self.material.cmp_signer;
+        protect_signed(&mut msg, &signer.signer, &signer.cert, std::slice::from_ref(&self.material.sign_ca.cert))?;
         Ok(msg.to_der()?)
     }
 
@@ -715,7 +716,7 @@ fn entry_details(exts: Option<&Extensions>) -> Result<(u32, Option<i64>), Fail> 
 mod tests {
     use super::*;
     use crate::ca::testing;
-    use crate::pki::protection::Protector;
+    use crate::pki::protection::{protect, Protector};
     use x509_cert::name::Name;
     use zeroize::Zeroizing;
 

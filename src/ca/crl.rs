@@ -8,17 +8,17 @@
 //! It does not decide when to re-issue (the server does: on revocation and on schedule).
 
 use const_oid::ObjectIdentifier;
-use der::asn1::{AnyRef, BitString, GeneralizedTime, OctetString, Uint};
+use std::collections::HashMap;
+
+use der::asn1::{AnyRef, BitString, GeneralizedTime, OctetString, Uint, UintRef};
 use der::{Decode, Encode, Sequence, Tag};
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::crl::RevokedCert;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::crl::CrlNumber;
 use x509_cert::ext::pkix::name::DistributionPointName;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
 use x509_cert::ext::{Extension, Extensions};
 use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 use x509_cert::Version;
 
@@ -28,7 +28,7 @@ use super::material::Material;
 use super::store::Store;
 use super::CaError;
 use crate::pki::jpki_profile::CertProfile;
-use crate::pki::{sha256_with_rsa, sign_sha256};
+use crate::pki::{sha256_with_rsa, Sha256Signer};
 
 const OID_CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
 const OID_REASON_CODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
@@ -56,6 +56,32 @@ struct CertificateListRaw<'a> {
     tbs_cert_list: AnyRef<'a>,
     signature_algorithm: AlgorithmIdentifierOwned,
     signature: BitString,
+}
+
+/// One `revokedCertificates` entry with pre-encoded extensions.
+#[derive(Sequence)]
+struct RevokedEntryRaw<'a> {
+    serial_number: UintRef<'a>,
+    revocation_date: Time,
+    crl_entry_extensions: Option<AnyRef<'a>>,
+}
+
+/// The DER `Extensions` of an entry: reasonCode (absent for unspecified, RFC 5280 §5.3.1)
+/// and invalidityDate; `None` when there is neither.
+fn entry_extensions(reason: u32, invalidity: Option<i64>) -> Result<Option<Vec<u8>>, CaError> {
+    let mut exts = Vec::new();
+    if reason != 0 {
+        let r = reason_from_u32(reason).ok_or(CaError::Corrupt("reason"))?;
+        exts.push(ext(OID_REASON_CODE, false, &r)?);
+    }
+    if let Some(t) = invalidity {
+        let secs = std::time::Duration::from_secs(t.max(0) as u64);
+        exts.push(ext(OID_INVALIDITY_DATE, false, &GeneralizedTime::from_unix_duration(secs)?)?);
+    }
+    if exts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(exts.to_der()?))
 }
 
 /// A generated CRL.
@@ -98,22 +124,29 @@ pub fn build(
 
     let mut entries_der = Vec::new();
     let mut entries = 0u64;
+    // crlEntryExtensions depend only on the reason unless an invalidity date is present:
+    // encode each distinct one once.
+    let mut by_reason: HashMap<u32, Option<Vec<u8>>> = HashMap::new();
+    let mut serial_buf = [0u8; 32];
     store.for_each_revoked(profile.as_str(), municipality, |row| -> Result<(), CaError> {
-        let serial_bytes = hex::decode(&row.serial).map_err(|_| CaError::Corrupt("serial"))?;
-        let mut exts = Vec::new();
-        if row.reason != 0 {
-            // RFC 5280 §5.3.1: reasonCode unspecified SHOULD be absent.
-            let reason = reason_from_u32(row.reason).ok_or(CaError::Corrupt("reason"))?;
-            exts.push(ext(OID_REASON_CODE, false, &reason)?);
-        }
-        if let Some(t) = row.invalidity {
-            let secs = std::time::Duration::from_secs(t.max(0) as u64);
-            exts.push(ext(OID_INVALIDITY_DATE, false, &GeneralizedTime::from_unix_duration(secs)?)?);
-        }
-        let entry = RevokedCert {
-            serial_number: SerialNumber::new(&serial_bytes)?,
+        let len = row.serial.len() / 2;
+        let serial = serial_buf.get_mut(..len).ok_or(CaError::Corrupt("serial"))?;
+        hex::decode_to_slice(&row.serial, serial).map_err(|_| CaError::Corrupt("serial"))?;
+        let exts_der = match row.invalidity {
+            None => match by_reason.get(&row.reason) {
+                Some(cached) => cached.clone(),
+                None => {
+                    let e = entry_extensions(row.reason, None)?;
+                    by_reason.insert(row.reason, e.clone());
+                    e
+                }
+            },
+            Some(_) => entry_extensions(row.reason, row.invalidity)?,
+        };
+        let entry = RevokedEntryRaw {
+            serial_number: UintRef::new(serial)?,
             revocation_date: x509_time(row.revoked_at)?,
-            crl_entry_extensions: if exts.is_empty() { None } else { Some(exts) },
+            crl_entry_extensions: exts_der.as_deref().map(AnyRef::from_der).transpose()?,
         };
         entry.encode_to_vec(&mut entries_der)?;
         entries += 1;
@@ -166,7 +199,7 @@ pub fn build(
     let tbs_der = tbs.to_der()?;
     drop(tbs);
     drop(entries_der);
-    let signature = sign_sha256(&issuer.key, &tbs_der)?;
+    let signature = issuer.signer.sign_sha256(&tbs_der)?;
     let list = CertificateListRaw {
         tbs_cert_list: AnyRef::from_der(&tbs_der)?,
         signature_algorithm: sha256_with_rsa(),

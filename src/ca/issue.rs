@@ -171,7 +171,7 @@ pub fn build(
         not_after: not_after.unix_timestamp(),
         extensions,
     };
-    Ok(certs::sign_cert(spec, issuer.name(), &issuer.key)?)
+    Ok(certs::sign_cert(spec, issuer.name(), &issuer.signer)?)
 }
 
 #[cfg(test)]

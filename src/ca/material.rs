@@ -32,7 +32,7 @@ use x509_cert::name::Name;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::certs::{self, attr, utf8_name, CertSpec};
+use super::certs::{self, attr, utf8_name, CaKey, CertSpec};
 use super::CaError;
 use crate::pki::{key_identifier, subject_key_id};
 
@@ -44,12 +44,15 @@ pub struct Issuer {
     pub key: RsaPrivateKey,
     /// Its subject key identifier.
     pub key_id: Vec<u8>,
+    /// The same key, prepared for fast signing.
+    pub signer: CaKey,
 }
 
 impl Issuer {
-    fn new(cert: Certificate, key: RsaPrivateKey) -> Self {
+    fn new(cert: Certificate, key: RsaPrivateKey) -> Result<Self, CaError> {
         let key_id = subject_key_id(&cert);
-        Issuer { cert, key, key_id }
+        let signer = CaKey::new(&key)?;
+        Ok(Issuer { cert, key, key_id, signer })
     }
 
     /// The subject (= issuer name of what it signs).
@@ -201,7 +204,7 @@ fn leaf(
         extensions,
         spki,
     };
-    Ok(certs::sign_cert(spec, issuer.name(), &issuer.key)?)
+    Ok(certs::sign_cert(spec, issuer.name(), &issuer.signer)?)
 }
 
 fn write_file(path: &Path, data: &[u8], private: bool) -> Result<(), CaError> {
@@ -276,9 +279,9 @@ impl Material {
         let (sign_key, auth_key, tls_ca_key) = (next()?, next()?, next()?);
         let (signer_key, ra_key, server_key) = (next()?, next()?, next()?);
 
-        let sign_ca = Issuer::new(root(&sign_key, true)?, sign_key);
-        let auth_ca = Issuer::new(root(&auth_key, false)?, auth_key);
-        let tls_ca = Issuer::new(tls_ca(&tls_ca_key)?, tls_ca_key);
+        let sign_ca = Issuer::new(root(&sign_key, true)?, sign_key)?;
+        let auth_ca = Issuer::new(root(&auth_key, false)?, auth_key)?;
+        let tls_ca = Issuer::new(tls_ca(&tls_ca_key)?, tls_ca_key)?;
         let signer = leaf(
             &sign_ca,
             &signer_key,
@@ -358,7 +361,7 @@ impl Material {
 
     fn load(dir: &Path, private: &Path) -> Result<Self, CaError> {
         let issuer = |cert: &str, key: PathBuf| -> Result<Issuer, CaError> {
-            Ok(Issuer::new(load_cert(&dir.join(cert))?, load_key(&key)?))
+            Issuer::new(load_cert(&dir.join(cert))?, load_key(&key)?)
         };
         let server_key = load_key(&private.join("tls-server.key"))?;
         let tls_server_key = Zeroizing::new(

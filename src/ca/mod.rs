@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::pki::jpki_profile::CertProfile;
-use crate::pki::protection::Protector;
 use crate::pki::PkiError;
 
 use material::Material;
@@ -94,7 +93,6 @@ pub struct Ca {
     /// Settings.
     pub config: Config,
     store: Mutex<Store>,
-    protector: Protector,
     base_url: RwLock<String>,
     crls: Mutex<HashMap<String, Arc<crl::Crl>>>,
 }
@@ -106,16 +104,10 @@ impl Ca {
         let material = Material::load_or_create(&config.dir, &config.hostnames)?;
         let store = Store::open(&config.dir.join("ca.sqlite"))?;
         store.audit("ca", "start", "store opened")?;
-        let protector = Protector::Signature {
-            key: material.cmp_signer.key.clone(),
-            cert: material.cmp_signer.cert.clone(),
-            chain: vec![material.sign_ca.cert.clone()],
-        };
         Ok(Ca {
             material,
             config,
             store: Mutex::new(store),
-            protector,
             base_url: RwLock::new("http://127.0.0.1".into()),
             crls: Mutex::new(HashMap::new()),
         })

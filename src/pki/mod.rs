@@ -59,6 +59,20 @@ pub fn sha256_with_rsa() -> AlgorithmIdentifierOwned {
     }
 }
 
+/// Something that makes sha256WithRSAEncryption (PKCS#1 v1.5) signatures.
+///
+/// Implemented for `rsa::RsaPrivateKey`; the CA plugs in a faster signer for its own keys.
+pub trait Sha256Signer {
+    /// Signs `data`; returns the signature as the BIT STRING certificates and CMP carry.
+    fn sign_sha256(&self, data: &[u8]) -> Result<BitString, PkiError>;
+}
+
+impl Sha256Signer for RsaPrivateKey {
+    fn sign_sha256(&self, data: &[u8]) -> Result<BitString, PkiError> {
+        sign_sha256(self, data)
+    }
+}
+
 /// Signs `data` with PKCS#1 v1.5 and SHA-256.
 pub fn sign_sha256(key: &RsaPrivateKey, data: &[u8]) -> Result<BitString, PkiError> {
     let signer = SigningKey::<Sha256>::new(key.clone());

@@ -22,7 +22,7 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::message::Message;
-use super::{issued_by, sha256_with_rsa, sign_sha256, subject_key_id, verify_sha256, PkiError};
+use super::{issued_by, sha256_with_rsa, subject_key_id, verify_sha256, PkiError, Sha256Signer};
 use super::SHA256_WITH_RSA;
 
 /// `PasswordBasedMac` (RFC 4211 §4.4).
@@ -196,16 +196,26 @@ pub fn protect(msg: &mut Message<'_>, p: &Protector) -> Result<(), PkiError> {
             let mac = pbm_mac(&params, secret, &data).map_err(|_| PkiError::Sign)?;
             msg.protection = Some(BitString::from_bytes(&mac)?);
         }
-        Protector::Signature { key, cert, chain } => {
-            msg.header.protection_alg = Some(sha256_with_rsa());
-            msg.header.sender_kid = Some(OctetString::new(subject_key_id(cert))?);
-            let mut extra = vec![cert.clone()];
-            extra.extend(chain.iter().cloned());
-            msg.extra_certs = Some(extra);
-            let data = msg.protected_part_der()?;
-            msg.protection = Some(sign_sha256(key, &data)?);
-        }
+        Protector::Signature { key, cert, chain } => protect_signed(msg, key, cert, chain)?,
     }
+    Ok(())
+}
+
+/// Signature protection with any [`Sha256Signer`]: sets protectionAlg, senderKID (the SKI
+/// of `cert`) and extraCerts (`cert`, then `chain`), then signs `ProtectedPart`.
+pub fn protect_signed(
+    msg: &mut Message<'_>,
+    signer: &dyn Sha256Signer,
+    cert: &Certificate,
+    chain: &[Certificate],
+) -> Result<(), PkiError> {
+    msg.header.protection_alg = Some(sha256_with_rsa());
+    msg.header.sender_kid = Some(OctetString::new(subject_key_id(cert))?);
+    let mut extra = vec![cert.clone()];
+    extra.extend(chain.iter().cloned());
+    msg.extra_certs = Some(extra);
+    let data = msg.protected_part_der()?;
+    msg.protection = Some(signer.sign_sha256(&data)?);
     Ok(())
 }
 
@@ -281,7 +291,7 @@ pub fn verify_signature(
 mod tests {
     use super::*;
     use crate::pki::message::{new_header, random_nonce, Body};
-    use crate::pki::test_keys;
+    use crate::pki::{sign_sha256, test_keys};
     use cmpv2::body::PkiBody;
     use x509_cert::ext::pkix::name::GeneralName;
     use x509_cert::name::Name;
