@@ -10,13 +10,15 @@
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
 //! - [`rules`]: the counter's rules as pure functions;
-//! - [`registry`]: the resident registry the applications are checked against.
+//! - [`registry`]: the resident registry the applications are checked against;
+//! - [`issuance`]: the visits as state machines that do no I/O, their journal and notices.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ca;
 pub mod card;
 pub mod enroll;
+pub mod issuance;
 pub mod pki;
 pub mod registry;
 pub mod rules;
