@@ -77,7 +77,7 @@ pub struct Timestamp(pub i64);
 
 /// A CMP transaction id (16 bytes, hex in JSON). Chosen once per visit from the driver's
 /// randomness and journaled, so a retry re-sends the same transaction.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TransactionId(#[serde(with = "hex16")] pub [u8; 16]);
 
 impl fmt::Debug for TransactionId {

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::command::Outcome;
+use super::event::Event;
+use super::journal::{resume, JournalRecord};
 use super::model::{CardSerial, Slot};
 
 /// What the card holds, per slot.
@@ -30,6 +33,32 @@ pub struct LocalView {
     pub serial: Option<CardSerial>,
     /// Certificates the kiosk recorded as issued and confirmed, per slot.
     pub certs: BTreeMap<Slot, Vec<u8>>,
+}
+
+impl LocalView {
+    /// What a visit's journal says: the card it was bound to, and, when it ended issued,
+    /// the certificates of its own CA transaction.
+    pub fn from_journal(records: &[JournalRecord]) -> LocalView {
+        let (visit, _) = resume(records);
+        let serial = visit.bound_card().cloned();
+        if visit.outcome() != Some(&Outcome::Issued) {
+            return LocalView { serial, certs: BTreeMap::new() };
+        }
+        let own = visit.transaction();
+        let certs = records
+            .iter()
+            .rev()
+            .find_map(|record| match record {
+                JournalRecord::Event { event: Event::CaIssued { transaction, certs }, .. }
+                    if Some(*transaction) == own =>
+                {
+                    Some(certs.iter().map(|c| (c.slot, c.der.clone())).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        LocalView { serial, certs }
+    }
 }
 
 /// The CA's state of a certificate.

@@ -1065,7 +1065,6 @@ impl Issuance {
             Stage::AwaitPins { pad } if self.ctx()?.wanted.iter().all(|s| pad.contains(s)) => {
                 self.maybe_generate()
             }
-            Stage::AwaitPins { .. } => Ok(vec![]),
             _ if self.needs_card() => self.step(),
             _ => Ok(vec![]),
         }
