@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::error::IssuanceError;
-use super::model::{hex_bytes, iso_date, CardSerial, Slot, SubstituteChoice, TransactionId, VisitId};
+use super::model::{
+    hex_bytes, iso_date, CardSerial, Slot, SubstituteChoice, TransactionId, VisitId,
+};
 use crate::rules::fee::Yen;
 
 /// A command to the card adapter (JPKI-AP plus the issuance stand-in of

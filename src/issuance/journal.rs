@@ -68,19 +68,29 @@ pub struct Journal {
 impl Journal {
     /// A journal that continues after `records` (for a resumed visit).
     pub fn after(records: &[JournalRecord]) -> Journal {
-        Journal { next: records.len() as u64 }
+        Journal {
+            next: records.len() as u64,
+        }
     }
 
     /// The record of a command about to run.
     pub fn command(&mut self, command: &Command) -> JournalRecord {
         let seq = self.bump();
-        JournalRecord::Command { v: JOURNAL_VERSION, seq, command: command.clone() }
+        JournalRecord::Command {
+            v: JOURNAL_VERSION,
+            seq,
+            command: command.clone(),
+        }
     }
 
     /// The record of an event that arrived.
     pub fn event(&mut self, event: &Event) -> JournalRecord {
         let seq = self.bump();
-        JournalRecord::Event { v: JOURNAL_VERSION, seq, event: event.clone() }
+        JournalRecord::Event {
+            v: JOURNAL_VERSION,
+            seq,
+            event: event.clone(),
+        }
     }
 
     fn bump(&mut self) -> u64 {

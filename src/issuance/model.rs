@@ -282,7 +282,13 @@ pub struct IdDocument {
 
 impl fmt::Debug for IdDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IdDocument({}, {:?}, {})", self.kind, self.group, redact(&self.number))
+        write!(
+            f,
+            "IdDocument({}, {:?}, {})",
+            self.kind,
+            self.group,
+            redact(&self.number)
+        )
     }
 }
 

@@ -59,7 +59,11 @@ pub struct Notice {
 }
 
 const fn notice(what: &'static str, audience: Audience, recovery: Recovery) -> Notice {
-    Notice { what, audience, recovery }
+    Notice {
+        what,
+        audience,
+        recovery,
+    }
 }
 
 /// Maps every error to its notice.
@@ -88,9 +92,13 @@ pub fn notice_for(error: &IssuanceError) -> Notice {
         E::CaUnreachable => notice("ca-unreachable", Staff, RetryCaLater),
         E::CertDoesNotMatchKey { .. } => notice("cert-does-not-match-key", Staff, CallStaff),
         E::ReadBackMismatch { .. } => notice("read-back-mismatch", Staff, RetryStep),
-        E::WrongPin { tries_left, .. } => {
-            notice("wrong-pin", Resident, ReenterPin { tries_left: *tries_left })
-        }
+        E::WrongPin { tries_left, .. } => notice(
+            "wrong-pin",
+            Resident,
+            ReenterPin {
+                tries_left: *tries_left,
+            },
+        ),
         E::PinBlocked { .. } => notice("pin-blocked", Resident, ReenterPin { tries_left: 0 }),
         E::SelfTestFailed { .. } => notice("self-test-failed", Staff, CallStaff),
         E::FeeMismatch { .. } => notice("fee-mismatch", Staff, VoidAndRefund),
@@ -139,7 +147,10 @@ pub const JAPANESE: &[(&str, &str)] = &[
 
 /// The Japanese text for a message key.
 pub fn japanese(what: &str) -> Option<&'static str> {
-    JAPANESE.iter().find(|(key, _)| *key == what).map(|(_, text)| *text)
+    JAPANESE
+        .iter()
+        .find(|(key, _)| *key == what)
+        .map(|(_, text)| *text)
 }
 
 #[cfg(test)]
@@ -153,84 +164,184 @@ mod tests {
 
     fn check(error: IssuanceError, what: &str, audience: Audience, recovery: Recovery) {
         let n = notice_for(&error);
-        assert_eq!((n.what, n.audience, n.recovery), (what, audience, recovery), "{error:?}");
+        assert_eq!(
+            (n.what, n.audience, n.recovery),
+            (what, audience, recovery),
+            "{error:?}"
+        );
         assert!(japanese(n.what).is_some(), "no Japanese text for {what}");
     }
 
     #[test]
     fn mismatch() {
-        check(IssuanceError::Mismatch { field: FormField::Name }, "application-mismatch", Staff, FixApplication);
+        check(
+            IssuanceError::Mismatch {
+                field: FormField::Name,
+            },
+            "application-mismatch",
+            Staff,
+            FixApplication,
+        );
     }
     #[test]
     fn form_unreadable() {
-        check(IssuanceError::FormUnreadable, "form-unreadable", Staff, FixApplication);
+        check(
+            IssuanceError::FormUnreadable,
+            "form-unreadable",
+            Staff,
+            FixApplication,
+        );
     }
     #[test]
     fn not_registered() {
-        check(IssuanceError::NotRegistered, "not-registered", Staff, FixApplication);
+        check(
+            IssuanceError::NotRegistered,
+            "not-registered",
+            Staff,
+            FixApplication,
+        );
     }
     #[test]
     fn registry_unavailable() {
-        check(IssuanceError::RegistryUnavailable, "registry-unavailable", Staff, RetryStep);
+        check(
+            IssuanceError::RegistryUnavailable,
+            "registry-unavailable",
+            Staff,
+            RetryStep,
+        );
     }
     #[test]
     fn not_servable() {
-        check(IssuanceError::NotServable { standing: Standing::MovedOut }, "not-servable", Staff, EndVisit);
+        check(
+            IssuanceError::NotServable {
+                standing: Standing::MovedOut,
+            },
+            "not-servable",
+            Staff,
+            EndVisit,
+        );
     }
     #[test]
     fn identity_shortfall() {
-        let shortfall = IdShortfall::NotEnough { required: 2, found: 1 };
-        check(IssuanceError::IdentityShortfall { shortfall }, "identity-shortfall", Staff, RetryStep);
+        let shortfall = IdShortfall::NotEnough {
+            required: 2,
+            found: 1,
+        };
+        check(
+            IssuanceError::IdentityShortfall { shortfall },
+            "identity-shortfall",
+            Staff,
+            RetryStep,
+        );
     }
     #[test]
     fn signing_withheld() {
         let reason = SigningWithheld::UnderFifteen;
-        check(IssuanceError::SigningWithheld { reason }, "signing-withheld", Resident, RetryStep);
+        check(
+            IssuanceError::SigningWithheld { reason },
+            "signing-withheld",
+            Resident,
+            RetryStep,
+        );
     }
     #[test]
     fn nothing_to_issue() {
-        check(IssuanceError::NothingToIssue, "nothing-to-issue", Resident, EndVisit);
+        check(
+            IssuanceError::NothingToIssue,
+            "nothing-to-issue",
+            Resident,
+            EndVisit,
+        );
     }
     #[test]
     fn not_jpki_card() {
-        check(IssuanceError::NotJpkiCard { kind: CardKind::Juki }, "not-jpki-card", Resident, ReinsertCard);
+        check(
+            IssuanceError::NotJpkiCard {
+                kind: CardKind::Juki,
+            },
+            "not-jpki-card",
+            Resident,
+            ReinsertCard,
+        );
     }
     #[test]
     fn wrong_card() {
-        check(IssuanceError::WrongCard, "wrong-card", Resident, ReinsertCard);
+        check(
+            IssuanceError::WrongCard,
+            "wrong-card",
+            Resident,
+            ReinsertCard,
+        );
     }
     #[test]
     fn card_removed() {
-        check(IssuanceError::CardRemoved, "card-removed", Resident, ReinsertCard);
+        check(
+            IssuanceError::CardRemoved,
+            "card-removed",
+            Resident,
+            ReinsertCard,
+        );
     }
     #[test]
     fn admin_auth_failed() {
-        check(IssuanceError::AdminAuthFailed { tries_left: 9 }, "admin-auth-failed", Staff, CallStaff);
+        check(
+            IssuanceError::AdminAuthFailed { tries_left: 9 },
+            "admin-auth-failed",
+            Staff,
+            CallStaff,
+        );
     }
     #[test]
     fn admin_key_blocked() {
-        check(IssuanceError::AdminKeyBlocked, "admin-key-blocked", Staff, CallStaff);
+        check(
+            IssuanceError::AdminKeyBlocked,
+            "admin-key-blocked",
+            Staff,
+            CallStaff,
+        );
     }
     #[test]
     fn card_unexpected() {
-        check(IssuanceError::CardUnexpected { sw: 0x6F00 }, "card-unexpected", Staff, RetryStep);
+        check(
+            IssuanceError::CardUnexpected { sw: 0x6F00 },
+            "card-unexpected",
+            Staff,
+            RetryStep,
+        );
     }
     #[test]
     fn reader_failed() {
-        check(IssuanceError::ReaderFailed, "reader-failed", Staff, RetryStep);
+        check(
+            IssuanceError::ReaderFailed,
+            "reader-failed",
+            Staff,
+            RetryStep,
+        );
     }
     #[test]
     fn bad_public_key() {
-        check(IssuanceError::BadPublicKey { slot: Slot::Auth }, "bad-public-key", Staff, CallStaff);
+        check(
+            IssuanceError::BadPublicKey { slot: Slot::Auth },
+            "bad-public-key",
+            Staff,
+            CallStaff,
+        );
     }
     #[test]
     fn ca_rejected() {
-        let e = IssuanceError::CaRejected { fail_info: vec!["badPOP".into()] };
+        let e = IssuanceError::CaRejected {
+            fail_info: vec!["badPOP".into()],
+        };
         check(e, "ca-rejected", Staff, CallStaff);
     }
     #[test]
     fn ca_unreachable() {
-        check(IssuanceError::CaUnreachable, "ca-unreachable", Staff, RetryCaLater);
+        check(
+            IssuanceError::CaUnreachable,
+            "ca-unreachable",
+            Staff,
+            RetryCaLater,
+        );
     }
     #[test]
     fn cert_does_not_match_key() {
@@ -239,11 +350,19 @@ mod tests {
     }
     #[test]
     fn read_back_mismatch() {
-        check(IssuanceError::ReadBackMismatch { slot: Slot::Sign }, "read-back-mismatch", Staff, RetryStep);
+        check(
+            IssuanceError::ReadBackMismatch { slot: Slot::Sign },
+            "read-back-mismatch",
+            Staff,
+            RetryStep,
+        );
     }
     #[test]
     fn wrong_pin_says_tries_left() {
-        let e = IssuanceError::WrongPin { slot: Slot::Sign, tries_left: 4 };
+        let e = IssuanceError::WrongPin {
+            slot: Slot::Sign,
+            tries_left: 4,
+        };
         check(e, "wrong-pin", Resident, ReenterPin { tries_left: 4 });
     }
     #[test]
@@ -253,37 +372,73 @@ mod tests {
     }
     #[test]
     fn self_test_failed() {
-        check(IssuanceError::SelfTestFailed { slot: Slot::Auth }, "self-test-failed", Staff, CallStaff);
+        check(
+            IssuanceError::SelfTestFailed { slot: Slot::Auth },
+            "self-test-failed",
+            Staff,
+            CallStaff,
+        );
     }
     #[test]
     fn fee_mismatch() {
-        let e = IssuanceError::FeeMismatch { fee: Yen(200), paid: Yen(100) };
+        let e = IssuanceError::FeeMismatch {
+            fee: Yen(200),
+            paid: Yen(100),
+        };
         check(e, "fee-mismatch", Staff, VoidAndRefund);
     }
     #[test]
     fn printer_out_of_paper() {
-        check(IssuanceError::PrinterOutOfPaper, "printer-out-of-paper", Staff, ReprintReceipt);
+        check(
+            IssuanceError::PrinterOutOfPaper,
+            "printer-out-of-paper",
+            Staff,
+            ReprintReceipt,
+        );
     }
     #[test]
     fn printer_offline() {
-        check(IssuanceError::PrinterOffline, "printer-offline", Staff, ReprintReceipt);
+        check(
+            IssuanceError::PrinterOffline,
+            "printer-offline",
+            Staff,
+            ReprintReceipt,
+        );
     }
     #[test]
     fn too_late_to_cancel() {
-        check(IssuanceError::TooLateToCancel, "too-late-to-cancel", Staff, CallStaff);
+        check(
+            IssuanceError::TooLateToCancel,
+            "too-late-to-cancel",
+            Staff,
+            CallStaff,
+        );
     }
     #[test]
     fn unexpected_event() {
-        let e = IssuanceError::UnexpectedEvent { step: "idle".into(), event: "printed".into() };
+        let e = IssuanceError::UnexpectedEvent {
+            step: "idle".into(),
+            event: "printed".into(),
+        };
         check(e, "unexpected-event", Staff, RetryStep);
     }
     #[test]
     fn stale_transaction() {
-        check(IssuanceError::StaleTransaction, "stale-transaction", Staff, RetryCaLater);
+        check(
+            IssuanceError::StaleTransaction,
+            "stale-transaction",
+            Staff,
+            RetryCaLater,
+        );
     }
     #[test]
     fn unreachable() {
-        check(IssuanceError::Unreachable("x".into()), "internal-error", Staff, CallStaff);
+        check(
+            IssuanceError::Unreachable("x".into()),
+            "internal-error",
+            Staff,
+            CallStaff,
+        );
     }
 
     #[test]

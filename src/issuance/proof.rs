@@ -8,7 +8,7 @@
 //! equal to what was issued, and a self-test signature that verifies) for every
 //! certificate [`check_written`] saw written.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! // A fee for an unverified card does not compile: the token has private fields.
 //! let forged = jpki_kiosk::issuance::proof::CardVerified { slots: Vec::new() };
 //! ```
@@ -34,8 +34,8 @@ use super::model::{CardSerial, Slot, TransactionId, VisitId};
 const RSA_2048_BYTES: usize = 256;
 /// The DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1).
 const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-    0x05, 0x00, 0x04, 0x20,
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
 ];
 /// Domain separation of the self-test challenge: it can never be a document hash.
 const SELF_TEST_LABEL: &[u8] = b"JPKI-KIOSK SELF-TEST v1";
@@ -82,7 +82,10 @@ pub fn check_keys(
         }
         keys.insert(*slot, spki.clone());
     }
-    Ok(KeysOnCard { serial: serial.clone(), keys })
+    Ok(KeysOnCard {
+        serial: serial.clone(),
+        keys,
+    })
 }
 
 /// Every key's PIN is set on the card.
@@ -166,7 +169,9 @@ pub fn check_written(certs: &CertsMatchKeys, written: &BTreeSet<Slot>) -> Option
         .certs
         .keys()
         .all(|slot| written.contains(slot))
-        .then(|| CertsWritten { certs: certs.clone() })
+        .then(|| CertsWritten {
+            certs: certs.clone(),
+        })
 }
 
 /// The challenge the card signs in the self-test, as the DigestInfo the card pads: the
@@ -279,14 +284,22 @@ mod tests {
         let generated = Slot::ALL.map(|s| (s, testkeys::spki(s))).into();
         let keys = check_keys(&serial(), &wanted, &generated).unwrap();
         let pins = check_pins(&keys, &wanted).unwrap();
-        let right: Vec<_> =
-            Slot::ALL.iter().map(|&slot| IssuedCert { slot, der: testkeys::cert(slot) }).collect();
+        let right: Vec<_> = Slot::ALL
+            .iter()
+            .map(|&slot| IssuedCert {
+                slot,
+                der: testkeys::cert(slot),
+            })
+            .collect();
         assert!(check_certs(&keys, &pins, &right).is_ok());
         // Swapped certificates: each certifies the other slot's key.
         let swapped: Vec<_> = Slot::ALL
             .iter()
             .zip(Slot::ALL.iter().rev())
-            .map(|(&slot, &other)| IssuedCert { slot, der: testkeys::cert(other) })
+            .map(|(&slot, &other)| IssuedCert {
+                slot,
+                der: testkeys::cert(other),
+            })
             .collect();
         assert_eq!(
             check_certs(&keys, &pins, &swapped),
@@ -304,7 +317,10 @@ mod tests {
         let generated = BTreeMap::from([(Slot::Sign, testkeys::spki(Slot::Sign))]);
         let keys = check_keys(&serial(), &wanted, &generated).unwrap();
         let pins = check_pins(&keys, &wanted).unwrap();
-        let issued = [IssuedCert { slot: Slot::Sign, der: testkeys::cert(Slot::Sign) }];
+        let issued = [IssuedCert {
+            slot: Slot::Sign,
+            der: testkeys::cert(Slot::Sign),
+        }];
         let certs = check_certs(&keys, &pins, &issued).unwrap();
         let written = check_written(&certs, &BTreeSet::from([Slot::Sign])).unwrap();
         let read = testkeys::cert(Slot::Sign);
@@ -329,7 +345,10 @@ mod tests {
         let generated = BTreeMap::from([(Slot::Auth, testkeys::spki(Slot::Auth))]);
         let keys = check_keys(&serial(), &wanted, &generated).unwrap();
         let pins = check_pins(&keys, &wanted).unwrap();
-        let issued = [IssuedCert { slot: Slot::Auth, der: testkeys::cert(Slot::Auth) }];
+        let issued = [IssuedCert {
+            slot: Slot::Auth,
+            der: testkeys::cert(Slot::Auth),
+        }];
         let certs = check_certs(&keys, &pins, &issued).unwrap();
         assert!(check_written(&certs, &BTreeSet::new()).is_none());
         let written = check_written(&certs, &BTreeSet::from([Slot::Auth])).unwrap();

@@ -42,16 +42,20 @@ impl LocalView {
         let (visit, _) = resume(records);
         let serial = visit.bound_card().cloned();
         if visit.outcome() != Some(&Outcome::Issued) {
-            return LocalView { serial, certs: BTreeMap::new() };
+            return LocalView {
+                serial,
+                certs: BTreeMap::new(),
+            };
         }
         let own = visit.transaction();
         let certs = records
             .iter()
             .rev()
             .find_map(|record| match record {
-                JournalRecord::Event { event: Event::CaIssued { transaction, certs }, .. }
-                    if Some(*transaction) == own =>
-                {
+                JournalRecord::Event {
+                    event: Event::CaIssued { transaction, certs },
+                    ..
+                } if Some(*transaction) == own => {
                     Some(certs.iter().map(|c| (c.slot, c.der.clone())).collect())
                 }
                 _ => None,
@@ -129,7 +133,10 @@ pub fn reconcile(card: &CardView, local: &LocalView, ca: &CaView) -> Vec<Discrep
         let on_card = card.certs.get(&slot);
         let recorded = local.certs.get(&slot);
         let at_ca = |der: &[u8]| {
-            ca.certs.iter().find(|(s, d, _)| *s == slot && d.as_slice() == der).map(|(_, _, st)| *st)
+            ca.certs
+                .iter()
+                .find(|(s, d, _)| *s == slot && d.as_slice() == der)
+                .map(|(_, _, st)| *st)
         };
         let live_at_ca: Vec<&Vec<u8>> = ca
             .certs
@@ -175,8 +182,13 @@ mod tests {
             keys: vec![Slot::Auth],
             certs: BTreeMap::from([(Slot::Auth, cert.clone())]),
         };
-        let local = LocalView { serial: serial(), certs: BTreeMap::from([(Slot::Auth, cert.clone())]) };
-        let ca = CaView { certs: vec![(Slot::Auth, cert, CaStatus::Live)] };
+        let local = LocalView {
+            serial: serial(),
+            certs: BTreeMap::from([(Slot::Auth, cert.clone())]),
+        };
+        let ca = CaView {
+            certs: vec![(Slot::Auth, cert, CaStatus::Live)],
+        };
         (card, local, ca)
     }
 
@@ -184,7 +196,14 @@ mod tests {
     fn agreeing_views_have_no_discrepancy() {
         let (card, local, ca) = agreeing();
         assert_eq!(reconcile(&card, &local, &ca), vec![]);
-        assert_eq!(reconcile(&CardView::default(), &LocalView::default(), &CaView::default()), vec![]);
+        assert_eq!(
+            reconcile(
+                &CardView::default(),
+                &LocalView::default(),
+                &CaView::default()
+            ),
+            vec![]
+        );
     }
 
     #[test]
@@ -210,7 +229,10 @@ mod tests {
         assert_eq!(
             reconcile(&card, &local, &ca),
             vec![
-                Discrepancy::CardCertNotLive { slot: Slot::Auth, status: Some(CaStatus::Revoked) },
+                Discrepancy::CardCertNotLive {
+                    slot: Slot::Auth,
+                    status: Some(CaStatus::Revoked)
+                },
                 Discrepancy::LocalDiffersFromCa { slot: Slot::Auth },
             ]
         );

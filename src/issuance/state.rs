@@ -50,7 +50,8 @@ pub const MAX_WRITE_ATTEMPTS: u8 = 3;
 /// One visit at the counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issuance {
-    ctx: Option<Context>,
+    // Boxed: the context is large and visits move by value on every event.
+    ctx: Option<Box<Context>>,
     stage: Stage,
 }
 
@@ -165,7 +166,10 @@ struct Testing {
 
 impl Testing {
     fn next(&self) -> Option<Slot> {
-        self.written.slots().into_iter().find(|s| !self.valid.contains_key(s))
+        self.written
+            .slots()
+            .into_iter()
+            .find(|s| !self.valid.contains_key(s))
     }
 }
 
@@ -180,7 +184,10 @@ impl Default for Issuance {
 impl Issuance {
     /// A counter with no visit open; the first event must be `VisitOpened`.
     pub fn new() -> Issuance {
-        Issuance { ctx: None, stage: Stage::Idle }
+        Issuance {
+            ctx: None,
+            stage: Stage::Idle,
+        }
     }
 
     /// The current step's name (as in errors and `docs/workflow.md`).
@@ -232,7 +239,10 @@ impl Issuance {
 
     /// The slots the visit issues (empty before eligibility is decided).
     pub fn wanted(&self) -> Vec<Slot> {
-        self.ctx.as_ref().map(|c| c.wanted.iter().copied().collect()).unwrap_or_default()
+        self.ctx
+            .as_ref()
+            .map(|c| c.wanted.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The visit's CMP transaction id, once opened.
@@ -251,6 +261,8 @@ impl Issuance {
     }
 
     /// Handles one event.
+    // The refusal carries the visit back by value, like the success does.
+    #[allow(clippy::result_large_err)]
     pub fn handle(self, event: Event) -> Result<(Issuance, Vec<Command>), Refused> {
         // Work on a copy so a refused event leaves the visit exactly as it was.
         let mut next = self.clone();
@@ -267,9 +279,9 @@ impl Issuance {
             ctx.card = None;
         }
         match &mut self.stage {
-            Stage::AwaitPins { pad } | Stage::Generating { pad, .. } | Stage::SettingPins { pad, .. } => {
-                pad.clear()
-            }
+            Stage::AwaitPins { pad }
+            | Stage::Generating { pad, .. }
+            | Stage::SettingPins { pad, .. } => pad.clear(),
             Stage::Testing(t) => {
                 t.confirmed = None;
                 t.read.clear();
@@ -288,11 +300,15 @@ impl Issuance {
     }
 
     fn ctx(&self) -> Result<&Context, IssuanceError> {
-        self.ctx.as_ref().ok_or_else(|| IssuanceError::Unreachable("no visit open".into()))
+        self.ctx
+            .as_deref()
+            .ok_or_else(|| IssuanceError::Unreachable("no visit open".into()))
     }
 
     fn ctx_mut(&mut self) -> Result<&mut Context, IssuanceError> {
-        self.ctx.as_mut().ok_or_else(|| IssuanceError::Unreachable("no visit open".into()))
+        self.ctx
+            .as_deref_mut()
+            .ok_or_else(|| IssuanceError::Unreachable("no visit open".into()))
     }
 
     fn unexpected(&self, event: &Event) -> IssuanceError {
@@ -304,9 +320,9 @@ impl Issuance {
 
     fn ca_wait_mut(&mut self) -> Option<&mut CaWait> {
         match &mut self.stage {
-            Stage::AwaitCerts { ca, .. } | Stage::Confirming { ca, .. } | Stage::Withdrawing { ca, .. } => {
-                Some(ca)
-            }
+            Stage::AwaitCerts { ca, .. }
+            | Stage::Confirming { ca, .. }
+            | Stage::Withdrawing { ca, .. } => Some(ca),
             _ => None,
         }
     }
@@ -363,8 +379,7 @@ impl Issuance {
             return Err(self.unexpected(&event));
         }
         let stage = std::mem::replace(&mut self.stage, Stage::Idle);
-        let result = self.on_event(stage, event);
-        result
+        self.on_event(stage, event)
     }
 
     /// The per-step part of the transition; `stage` has been taken out of `self` and
@@ -372,7 +387,7 @@ impl Issuance {
     fn on_event(&mut self, stage: Stage, event: Event) -> Step {
         match (stage, event) {
             (Stage::Idle, Event::VisitOpened(opening)) => {
-                self.ctx = Some(Context {
+                self.ctx = Some(Box::new(Context {
                     opening,
                     form: None,
                     record: None,
@@ -382,7 +397,7 @@ impl Issuance {
                     bound: None,
                     now: None,
                     receipts: 0,
-                });
+                }));
                 self.go(Stage::AwaitForm)
             }
             (Stage::AwaitForm, Event::FormSubmitted { form }) => {
@@ -394,9 +409,13 @@ impl Issuance {
                 self.stage = stage;
                 Ok(vec![Command::notify(IssuanceError::RegistryUnavailable)])
             }
-            (Stage::AwaitIdentity, Event::IdentityRecorded { presenter, documents }) => {
-                self.on_identity(presenter, documents)
-            }
+            (
+                Stage::AwaitIdentity,
+                Event::IdentityRecorded {
+                    presenter,
+                    documents,
+                },
+            ) => self.on_identity(presenter, documents),
             (Stage::AwaitPins { mut pad }, Event::PadReady { slot }) if self.wants(slot) => {
                 pad.insert(slot);
                 self.stage = Stage::AwaitPins { pad };
@@ -412,7 +431,9 @@ impl Issuance {
                 generated.insert(slot, spki);
                 self.on_generated(pad, generated)
             }
-            (Stage::Generating { mut pad, generated }, Event::PadReady { slot }) if self.wants(slot) => {
+            (Stage::Generating { mut pad, generated }, Event::PadReady { slot })
+                if self.wants(slot) =>
+            {
                 pad.insert(slot);
                 self.stage = Stage::Generating { pad, generated };
                 Ok(vec![])
@@ -436,28 +457,50 @@ impl Issuance {
                 self.stage = stage;
                 Ok(vec![])
             }
-            (Stage::SettingPins { pad, keys, mut set }, Event::PinSet { slot }) if self.wants(slot) => {
+            (Stage::SettingPins { pad, keys, mut set }, Event::PinSet { slot })
+                if self.wants(slot) =>
+            {
                 set.insert(slot);
                 match proof::check_pins(&keys, &set) {
-                    Some(pins) => {
-                        self.go(Stage::AwaitCerts { keys, pins, ca: CaWait::default(), cancel: false })
-                    }
+                    Some(pins) => self.go(Stage::AwaitCerts {
+                        keys,
+                        pins,
+                        ca: CaWait::default(),
+                        cancel: false,
+                    }),
                     None => {
                         self.stage = Stage::SettingPins { pad, keys, set };
                         Ok(vec![])
                     }
                 }
             }
-            (Stage::AwaitCerts { keys, pins, cancel, ca }, Event::CaIssued { transaction, certs }) => {
+            (
+                Stage::AwaitCerts {
+                    keys,
+                    pins,
+                    cancel,
+                    ca,
+                },
+                Event::CaIssued { transaction, certs },
+            ) => {
                 if let Err(e) = self.check_transaction(transaction) {
-                    self.stage = Stage::AwaitCerts { keys, pins, ca, cancel };
+                    self.stage = Stage::AwaitCerts {
+                        keys,
+                        pins,
+                        ca,
+                        cancel,
+                    };
                     return Err(e);
                 }
                 if cancel {
                     return self.go(withdraw(true, Outcome::Cancelled));
                 }
                 match proof::check_certs(&keys, &pins, &certs) {
-                    Ok(certs) => self.go(Stage::Writing { certs, written: BTreeSet::new(), attempts: 0 }),
+                    Ok(certs) => self.go(Stage::Writing {
+                        certs,
+                        written: BTreeSet::new(),
+                        attempts: 0,
+                    }),
                     Err(e) => {
                         let mut cmds = vec![Command::notify(e.clone())];
                         cmds.extend(self.go(withdraw(true, Outcome::Failed { reason: e }))?);
@@ -465,23 +508,54 @@ impl Issuance {
                     }
                 }
             }
-            (Stage::AwaitCerts { keys, pins, cancel, ca }, Event::CaRejected { transaction, rejection }) => {
+            (
+                Stage::AwaitCerts {
+                    keys,
+                    pins,
+                    cancel,
+                    ca,
+                },
+                Event::CaRejected {
+                    transaction,
+                    rejection,
+                },
+            ) => {
                 if let Err(e) = self.check_transaction(transaction) {
-                    self.stage = Stage::AwaitCerts { keys, pins, ca, cancel };
+                    self.stage = Stage::AwaitCerts {
+                        keys,
+                        pins,
+                        ca,
+                        cancel,
+                    };
                     return Err(e);
                 }
-                let reason = IssuanceError::CaRejected { fail_info: rejection.fail_info };
-                let outcome =
-                    if cancel { Outcome::Cancelled } else { Outcome::Failed { reason: reason.clone() } };
+                let reason = IssuanceError::CaRejected {
+                    fail_info: rejection.fail_info,
+                };
+                let outcome = if cancel {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Failed {
+                        reason: reason.clone(),
+                    }
+                };
                 let mut cmds = vec![Command::notify(reason)];
-                cmds.extend(self.go(Stage::Erasing { remaining: self.ctx()?.wanted.clone(), outcome })?);
+                cmds.extend(self.go(Stage::Erasing {
+                    remaining: self.ctx()?.wanted.clone(),
+                    outcome,
+                })?);
                 Ok(cmds)
             }
             (
                 Stage::AwaitCerts { .. } | Stage::Confirming { .. } | Stage::Withdrawing { .. },
                 Event::CaUnreachable { transaction },
             ) if Some(transaction) != self.transaction() => Err(IssuanceError::StaleTransaction),
-            (stage @ (Stage::AwaitCerts { .. } | Stage::Confirming { .. } | Stage::Withdrawing { .. }), Event::CaUnreachable { .. }) => {
+            (
+                stage @ (Stage::AwaitCerts { .. }
+                | Stage::Confirming { .. }
+                | Stage::Withdrawing { .. }),
+                Event::CaUnreachable { .. },
+            ) => {
                 self.stage = stage;
                 let now = self.ctx()?.now;
                 if let Some(ca) = self.ca_wait_mut() {
@@ -497,12 +571,21 @@ impl Issuance {
                 self.stage = stage;
                 Ok(vec![])
             }
-            (Stage::Writing { certs, mut written, attempts }, Event::CertWritten { slot })
-                if certs.cert(slot).is_some() =>
-            {
+            (
+                Stage::Writing {
+                    certs,
+                    mut written,
+                    attempts,
+                },
+                Event::CertWritten { slot },
+            ) if certs.cert(slot).is_some() => {
                 written.insert(slot);
                 if written.len() < certs.slots().len() {
-                    self.stage = Stage::Writing { certs, written, attempts };
+                    self.stage = Stage::Writing {
+                        certs,
+                        written,
+                        attempts,
+                    };
                     return Ok(vec![]);
                 }
                 let Some(all) = proof::check_written(&certs, &written) else {
@@ -521,27 +604,71 @@ impl Issuance {
             }
             (Stage::Testing(t), event) => self.on_testing(*t, event),
             (Stage::Confirming { verified, ca }, Event::CaConfirmed { transaction }) => {
-                let Some(confirmed) = self.transaction().and_then(|t| proof::check_confirmed(t, transaction)) else {
+                let Some(confirmed) = self
+                    .transaction()
+                    .and_then(|t| proof::check_confirmed(t, transaction))
+                else {
                     self.stage = Stage::Confirming { verified, ca };
                     return Err(IssuanceError::StaleTransaction);
                 };
                 let fee = fee::fee_for(VisitKind::NewIssuance, &self.ctx()?.opening.fees);
                 if fee.is_free() {
-                    self.go(Stage::Printing { verified, confirmed, paid: fee, failed: None })
+                    self.go(Stage::Printing {
+                        verified,
+                        confirmed,
+                        paid: fee,
+                        failed: None,
+                    })
                 } else {
-                    self.go(Stage::AwaitFee { verified, confirmed, fee })
+                    self.go(Stage::AwaitFee {
+                        verified,
+                        confirmed,
+                        fee,
+                    })
                 }
             }
-            (Stage::AwaitFee { verified, confirmed, fee }, Event::FeePaid { amount }) => {
+            (
+                Stage::AwaitFee {
+                    verified,
+                    confirmed,
+                    fee,
+                },
+                Event::FeePaid { amount },
+            ) => {
                 if amount != fee {
-                    self.stage = Stage::AwaitFee { verified, confirmed, fee };
-                    return Ok(vec![Command::notify(IssuanceError::FeeMismatch { fee, paid: amount })]);
+                    self.stage = Stage::AwaitFee {
+                        verified,
+                        confirmed,
+                        fee,
+                    };
+                    return Ok(vec![Command::notify(IssuanceError::FeeMismatch {
+                        fee,
+                        paid: amount,
+                    })]);
                 }
-                self.go(Stage::Printing { verified, confirmed, paid: amount, failed: None })
+                self.go(Stage::Printing {
+                    verified,
+                    confirmed,
+                    paid: amount,
+                    failed: None,
+                })
             }
             (Stage::Printing { .. }, Event::Printed) => self.end(Outcome::Issued),
-            (Stage::Printing { verified, confirmed, paid, .. }, Event::PrintFailed { failure }) => {
-                self.stage = Stage::Printing { verified, confirmed, paid, failed: Some(failure) };
+            (
+                Stage::Printing {
+                    verified,
+                    confirmed,
+                    paid,
+                    ..
+                },
+                Event::PrintFailed { failure },
+            ) => {
+                self.stage = Stage::Printing {
+                    verified,
+                    confirmed,
+                    paid,
+                    failed: Some(failure),
+                };
                 let problem = match failure {
                     PrintFailure::OutOfPaper => IssuanceError::PrinterOutOfPaper,
                     PrintFailure::Offline => IssuanceError::PrinterOffline,
@@ -564,7 +691,13 @@ impl Issuance {
                 self.stage = stage;
                 Ok(vec![])
             }
-            (Stage::Erasing { mut remaining, outcome }, Event::SlotErased { slot }) => {
+            (
+                Stage::Erasing {
+                    mut remaining,
+                    outcome,
+                },
+                Event::SlotErased { slot },
+            ) => {
                 remaining.remove(&slot);
                 if remaining.is_empty() {
                     self.end(outcome)
@@ -595,8 +728,13 @@ impl Issuance {
     }
 
     fn end(&mut self, outcome: Outcome) -> Step {
-        self.stage = Stage::Ended { outcome: outcome.clone() };
-        Ok(vec![Command::pad(PadCommand::Clear), Command::show(Screen::Ended { outcome })])
+        self.stage = Stage::Ended {
+            outcome: outcome.clone(),
+        };
+        Ok(vec![
+            Command::pad(PadCommand::Clear),
+            Command::show(Screen::Ended { outcome }),
+        ])
     }
 
     /// The commands that (re)start the current step. Running them twice is harmless:
@@ -605,21 +743,35 @@ impl Issuance {
     fn step(&mut self) -> Step {
         if self.needs_card() && self.ctx()?.card.is_none() {
             let screen = match &self.ctx()?.bound {
-                Some(serial) => Screen::ReinsertCard { serial_tail: serial.tail().to_owned() },
+                Some(serial) => Screen::ReinsertCard {
+                    serial_tail: serial.tail().to_owned(),
+                },
                 None => Screen::InsertCard,
             };
-            return Ok(vec![Command::show(screen), Command::card(CardCommand::Detect)]);
+            return Ok(vec![
+                Command::show(screen),
+                Command::card(CardCommand::Detect),
+            ]);
         }
         let ctx = self.ctx.as_ref();
-        let wanted: Vec<Slot> = ctx.map(|c| c.wanted.iter().copied().collect()).unwrap_or_default();
+        let wanted: Vec<Slot> = ctx
+            .map(|c| c.wanted.iter().copied().collect())
+            .unwrap_or_default();
         let card = |c| Command::card(c);
         Ok(match &self.stage {
             Stage::Idle => vec![],
             Stage::AwaitForm => vec![Command::show(Screen::Form)],
             Stage::AwaitRegistry => {
-                let resident_id =
-                    self.ctx()?.form.as_ref().map(|f| f.resident_id.clone()).unwrap_or_default();
-                vec![Command::show(Screen::CheckingRegistry), Command::RegistryFetch { resident_id }]
+                let resident_id = self
+                    .ctx()?
+                    .form
+                    .as_ref()
+                    .map(|f| f.resident_id.clone())
+                    .unwrap_or_default();
+                vec![
+                    Command::show(Screen::CheckingRegistry),
+                    Command::RegistryFetch { resident_id },
+                ]
             }
             Stage::AwaitIdentity => vec![Command::show(Screen::IdentityCheck)],
             Stage::AwaitCard => vec![],
@@ -634,7 +786,10 @@ impl Issuance {
                 cmds
             }
             Stage::Generating { generated, .. } => {
-                let mut cmds = vec![Command::show(Screen::Working), card(CardCommand::Authenticate)];
+                let mut cmds = vec![
+                    Command::show(Screen::Working),
+                    card(CardCommand::Authenticate),
+                ];
                 cmds.extend(
                     wanted
                         .iter()
@@ -644,7 +799,11 @@ impl Issuance {
                 cmds
             }
             Stage::SettingPins { pad, set, .. } => {
-                let todo: Vec<Slot> = wanted.iter().copied().filter(|s| !set.contains(s)).collect();
+                let todo: Vec<Slot> = wanted
+                    .iter()
+                    .copied()
+                    .filter(|s| !set.contains(s))
+                    .collect();
                 let mut cmds = Vec::new();
                 if todo.iter().any(|s| !pad.contains(s)) {
                     cmds.push(Command::show(Screen::PinPad));
@@ -697,7 +856,10 @@ impl Issuance {
                 ]
             }
             Stage::Writing { certs, written, .. } => {
-                let mut cmds = vec![Command::show(Screen::Working), card(CardCommand::Authenticate)];
+                let mut cmds = vec![
+                    Command::show(Screen::Working),
+                    card(CardCommand::Authenticate),
+                ];
                 for slot in certs.slots().into_iter().filter(|s| !written.contains(s)) {
                     let der = certs.cert(slot).map(<[u8]>::to_vec).unwrap_or_default();
                     cmds.push(card(CardCommand::WriteCert { slot, der }));
@@ -707,7 +869,10 @@ impl Issuance {
             Stage::Testing(t) => self.testing_step(t)?,
             Stage::Confirming { .. } => vec![
                 Command::show(Screen::Working),
-                Command::ca(CaCommand::Confirm { transaction: self.ctx()?.opening.seed.transaction, accept: true }),
+                Command::ca(CaCommand::Confirm {
+                    transaction: self.ctx()?.opening.seed.transaction,
+                    accept: true,
+                }),
             ],
             Stage::AwaitFee { fee, .. } => vec![Command::show(Screen::CollectFee { amount: *fee })],
             Stage::Printing { paid, verified, .. } => {
@@ -721,18 +886,33 @@ impl Issuance {
                     fee: paid,
                     copy: ctx.receipts,
                 };
-                vec![Command::show(Screen::Printing), Command::PrintReceipt { receipt }]
+                vec![
+                    Command::show(Screen::Printing),
+                    Command::PrintReceipt { receipt },
+                ]
             }
             Stage::Withdrawing { .. } => vec![
                 Command::show(Screen::Working),
-                Command::ca(CaCommand::Confirm { transaction: self.ctx()?.opening.seed.transaction, accept: false }),
+                Command::ca(CaCommand::Confirm {
+                    transaction: self.ctx()?.opening.seed.transaction,
+                    accept: false,
+                }),
             ],
             Stage::Erasing { remaining, .. } => {
-                let mut cmds = vec![Command::show(Screen::Working), card(CardCommand::Authenticate)];
-                cmds.extend(remaining.iter().map(|&slot| card(CardCommand::EraseSlot { slot })));
+                let mut cmds = vec![
+                    Command::show(Screen::Working),
+                    card(CardCommand::Authenticate),
+                ];
+                cmds.extend(
+                    remaining
+                        .iter()
+                        .map(|&slot| card(CardCommand::EraseSlot { slot })),
+                );
                 cmds
             }
-            Stage::Ended { outcome } => vec![Command::show(Screen::Ended { outcome: outcome.clone() })],
+            Stage::Ended { outcome } => vec![Command::show(Screen::Ended {
+                outcome: outcome.clone(),
+            })],
         })
     }
 
@@ -740,18 +920,29 @@ impl Issuance {
         let card = |c| Command::card(c);
         if let Some((slot, pad)) = t.blocked {
             return Ok(if pad {
-                vec![card(CardCommand::Authenticate), card(CardCommand::SetPinFromPad { slot })]
+                vec![
+                    card(CardCommand::Authenticate),
+                    card(CardCommand::SetPinFromPad { slot }),
+                ]
             } else {
-                vec![Command::show(Screen::PinPad), Command::pad(PadCommand::AskNew { slot })]
+                vec![
+                    Command::show(Screen::PinPad),
+                    Command::pad(PadCommand::AskNew { slot }),
+                ]
             });
         }
         let Some(slot) = t.next() else {
-            return Err(IssuanceError::Unreachable("testing with every slot verified".into()));
+            return Err(IssuanceError::Unreachable(
+                "testing with every slot verified".into(),
+            ));
         };
         if t.confirmed == Some(slot) {
             let ctx = self.ctx()?;
-            let digest_info =
-                proof::self_test_digest_info(&ctx.opening.visit, slot, &ctx.opening.seed.test_nonce);
+            let digest_info = proof::self_test_digest_info(
+                &ctx.opening.visit,
+                slot,
+                &ctx.opening.seed.test_nonce,
+            );
             // TestSign first: its VERIFY also opens the signing certificate for reading.
             Ok(vec![
                 Command::show(Screen::Working),
@@ -759,14 +950,19 @@ impl Issuance {
                 card(CardCommand::ReadCert { slot }),
             ])
         } else {
-            Ok(vec![Command::show(Screen::PinPad), Command::pad(PadCommand::AskConfirm { slot })])
+            Ok(vec![
+                Command::show(Screen::PinPad),
+                Command::pad(PadCommand::AskConfirm { slot }),
+            ])
         }
     }
 
     fn on_registry(&mut self, record: Option<RegisteredResident>) -> Step {
         let ctx = self.ctx()?;
         let Some(form) = ctx.form.clone() else {
-            return Err(IssuanceError::Unreachable("registry answer without a form".into()));
+            return Err(IssuanceError::Unreachable(
+                "registry answer without a form".into(),
+            ));
         };
         let back_to_form = |me: &mut Issuance, problem| {
             let mut cmds = vec![Command::notify(problem)];
@@ -780,10 +976,17 @@ impl Issuance {
             return back_to_form(self, IssuanceError::FormUnreadable);
         };
         if let Err(mismatch) = registry::match_application(&registered, &application) {
-            return back_to_form(self, IssuanceError::Mismatch { field: form_field(mismatch.field) });
+            return back_to_form(
+                self,
+                IssuanceError::Mismatch {
+                    field: form_field(mismatch.field),
+                },
+            );
         }
         if record.standing != Standing::Resident {
-            let reason = IssuanceError::NotServable { standing: record.standing };
+            let reason = IssuanceError::NotServable {
+                standing: record.standing,
+            };
             let mut cmds = vec![Command::notify(reason.clone())];
             cmds.extend(self.end(Outcome::Refused { reason })?);
             return Ok(cmds);
@@ -800,9 +1003,13 @@ impl Issuance {
             PresenterKind::LegalRepresentative => Presenter::LegalRepresentative,
             PresenterKind::VoluntaryProxy => Presenter::VoluntaryProxy,
         };
-        if let Err(shortfall) =
-            identity::check_identity(&groups, who, VisitKind::NewIssuance, false, &ctx.opening.identity)
-        {
+        if let Err(shortfall) = identity::check_identity(
+            &groups,
+            who,
+            VisitKind::NewIssuance,
+            false,
+            &ctx.opening.identity,
+        ) {
             self.stage = Stage::AwaitIdentity;
             let shortfall = match shortfall {
                 identity::IdentityShortfall::NotEnough { required, found } => {
@@ -811,14 +1018,25 @@ impl Issuance {
                 identity::IdentityShortfall::PhotoRequired => IdShortfall::PhotoRequired,
                 _ => IdShortfall::ProxyNeedsInquiry,
             };
-            return Ok(vec![Command::notify(IssuanceError::IdentityShortfall { shortfall })]);
+            return Ok(vec![Command::notify(IssuanceError::IdentityShortfall {
+                shortfall,
+            })]);
         }
         let (Some(record), Some(form)) = (&ctx.record, &ctx.form) else {
-            return Err(IssuanceError::Unreachable("identity before registry".into()));
+            return Err(IssuanceError::Unreachable(
+                "identity before registry".into(),
+            ));
         };
-        let requested = Requested { sign: form.want_sign, auth: form.want_auth };
-        let Ok(decision) = age::eligibility(record.birth_date, record.adult_ward, ctx.opening.date, requested)
-        else {
+        let requested = Requested {
+            sign: form.want_sign,
+            auth: form.want_auth,
+        };
+        let Ok(decision) = age::eligibility(
+            record.birth_date,
+            record.adult_ward,
+            ctx.opening.date,
+            requested,
+        ) else {
             let mut cmds = vec![Command::notify(IssuanceError::FormUnreadable)];
             cmds.extend(self.go(Stage::AwaitForm)?);
             return Ok(cmds);
@@ -842,14 +1060,20 @@ impl Issuance {
         ctx.identity = Some((presenter, documents));
         if wanted.is_empty() {
             cmds.push(Command::notify(IssuanceError::NothingToIssue));
-            cmds.extend(self.end(Outcome::Refused { reason: IssuanceError::NothingToIssue })?);
+            cmds.extend(self.end(Outcome::Refused {
+                reason: IssuanceError::NothingToIssue,
+            })?);
             return Ok(cmds);
         }
         ctx.wanted = wanted.clone();
         let has_card = ctx.card.is_some();
-        cmds.push(Command::show(Screen::Plan { slots: wanted.into_iter().collect() }));
+        cmds.push(Command::show(Screen::Plan {
+            slots: wanted.into_iter().collect(),
+        }));
         if has_card {
-            cmds.extend(self.go(Stage::AwaitPins { pad: BTreeSet::new() })?);
+            cmds.extend(self.go(Stage::AwaitPins {
+                pad: BTreeSet::new(),
+            })?);
         } else {
             cmds.extend(self.go(Stage::AwaitCard)?);
         }
@@ -860,14 +1084,21 @@ impl Issuance {
     /// from here on the visit is bound to that card.
     fn maybe_generate(&mut self) -> Step {
         let ctx = self.ctx()?;
-        let Stage::AwaitPins { pad } = &self.stage else { return Ok(vec![]) };
+        let Stage::AwaitPins { pad } = &self.stage else {
+            return Ok(vec![]);
+        };
         if !ctx.wanted.iter().all(|s| pad.contains(s)) {
             return Ok(vec![]);
         }
-        let Some(card) = ctx.card.clone() else { return self.step() };
+        let Some(card) = ctx.card.clone() else {
+            return self.step();
+        };
         let pad = pad.clone();
         self.ctx_mut()?.bound = Some(card);
-        self.go(Stage::Generating { pad, generated: BTreeMap::new() })
+        self.go(Stage::Generating {
+            pad,
+            generated: BTreeMap::new(),
+        })
     }
 
     fn on_generated(&mut self, pad: BTreeSet<Slot>, generated: BTreeMap<Slot, Vec<u8>>) -> Step {
@@ -880,11 +1111,18 @@ impl Issuance {
             return Err(IssuanceError::Unreachable("keys on an unbound card".into()));
         };
         match proof::check_keys(&serial, &ctx.wanted, &generated) {
-            Ok(keys) => self.go(Stage::SettingPins { pad, keys, set: BTreeSet::new() }),
+            Ok(keys) => self.go(Stage::SettingPins {
+                pad,
+                keys,
+                set: BTreeSet::new(),
+            }),
             Err(e) => {
                 let remaining = ctx.wanted.clone();
                 let mut cmds = vec![Command::notify(e.clone())];
-                cmds.extend(self.go(Stage::Erasing { remaining, outcome: Outcome::Failed { reason: e } })?);
+                cmds.extend(self.go(Stage::Erasing {
+                    remaining,
+                    outcome: Outcome::Failed { reason: e },
+                })?);
                 Ok(cmds)
             }
         }
@@ -930,7 +1168,9 @@ impl Issuance {
 
     /// Once both the read-back and the signature of a slot are in, checks them.
     fn after_test_answer(&mut self, mut t: Testing, slot: Slot) -> Step {
-        let (Some(der), Some(signature)) = (t.read.get(&slot).cloned(), t.signed.get(&slot).cloned()) else {
+        let (Some(der), Some(signature)) =
+            (t.read.get(&slot).cloned(), t.signed.get(&slot).cloned())
+        else {
             self.stage = Stage::Testing(Box::new(t));
             return Ok(vec![]);
         };
@@ -954,7 +1194,11 @@ impl Issuance {
                 let mut written: BTreeSet<Slot> = t.written.slots().into_iter().collect();
                 written.remove(&slot);
                 let mut cmds = vec![Command::notify(problem)];
-                cmds.extend(self.go(Stage::Writing { certs: t.certs, written, attempts })?);
+                cmds.extend(self.go(Stage::Writing {
+                    certs: t.certs,
+                    written,
+                    attempts,
+                })?);
                 return Ok(cmds);
             }
             Err(e) => {
@@ -964,7 +1208,10 @@ impl Issuance {
             }
         }
         match proof::card_verified(&t.written, &t.valid) {
-            Some(verified) => self.go(Stage::Confirming { verified, ca: CaWait::default() }),
+            Some(verified) => self.go(Stage::Confirming {
+                verified,
+                ca: CaWait::default(),
+            }),
             None => self.go(Stage::Testing(Box::new(t))),
         }
     }
@@ -998,7 +1245,9 @@ impl Issuance {
                 IssuanceError::PinBlocked { slot }
             }
             CardFailure::AdminAuthFailed { tries_left } => {
-                return Ok(vec![Command::notify(IssuanceError::AdminAuthFailed { tries_left })])
+                return Ok(vec![Command::notify(IssuanceError::AdminAuthFailed {
+                    tries_left,
+                })])
             }
             CardFailure::AdminKeyBlocked => {
                 // The card can no longer be written or erased: reject whatever the CA
@@ -1007,13 +1256,19 @@ impl Issuance {
                 let mut cmds = vec![Command::notify(reason.clone())];
                 let outcome = Outcome::Failed { reason };
                 let issued = matches!(self.stage, Stage::Writing { .. } | Stage::Testing(_));
-                cmds.extend(if issued { self.go(withdraw(false, outcome))? } else { self.end(outcome)? });
+                cmds.extend(if issued {
+                    self.go(withdraw(false, outcome))?
+                } else {
+                    self.end(outcome)?
+                });
                 return Ok(cmds);
             }
             CardFailure::Unexpected { sw } => {
                 return Ok(vec![Command::notify(IssuanceError::CardUnexpected { sw })])
             }
-            CardFailure::Transport => return Ok(vec![Command::notify(IssuanceError::ReaderFailed)]),
+            CardFailure::Transport => {
+                return Ok(vec![Command::notify(IssuanceError::ReaderFailed)])
+            }
         };
         let mut cmds = vec![Command::notify(problem)];
         cmds.extend(self.step()?);
@@ -1022,7 +1277,9 @@ impl Issuance {
 
     fn on_tick(&mut self, now: Timestamp) -> Step {
         self.ctx_mut()?.now = Some(now);
-        let due = self.ca_wait_mut().is_some_and(|ca| ca.down && ca.retry_at.is_some_and(|t| t <= now));
+        let due = self
+            .ca_wait_mut()
+            .is_some_and(|ca| ca.down && ca.retry_at.is_some_and(|t| t <= now));
         if !due {
             return Ok(vec![]);
         }
@@ -1050,7 +1307,11 @@ impl Issuance {
         let ctx = self.ctx_mut()?;
         if ctx.bound.as_ref().is_some_and(|b| *b != serial) {
             // Keys of this visit live on the bound card: never continue on another.
-            let tail = ctx.bound.as_ref().map(|b| b.tail().to_owned()).unwrap_or_default();
+            let tail = ctx
+                .bound
+                .as_ref()
+                .map(|b| b.tail().to_owned())
+                .unwrap_or_default();
             return Ok(vec![
                 Command::notify(IssuanceError::WrongCard),
                 Command::show(Screen::ReinsertCard { serial_tail: tail }),
@@ -1061,7 +1322,9 @@ impl Issuance {
         }
         ctx.card = Some(serial);
         match &self.stage {
-            Stage::AwaitCard => self.go(Stage::AwaitPins { pad: BTreeSet::new() }),
+            Stage::AwaitCard => self.go(Stage::AwaitPins {
+                pad: BTreeSet::new(),
+            }),
             Stage::AwaitPins { pad } if self.ctx()?.wanted.iter().all(|s| pad.contains(s)) => {
                 self.maybe_generate()
             }
@@ -1081,15 +1344,26 @@ impl Issuance {
             // Keys may be on the card (a generate may have run unanswered): erase them.
             Stage::Generating { .. } | Stage::SettingPins { .. } => {
                 let remaining = self.ctx()?.wanted.clone();
-                self.go(Stage::Erasing { remaining, outcome: Outcome::Cancelled })
+                self.go(Stage::Erasing {
+                    remaining,
+                    outcome: Outcome::Cancelled,
+                })
             }
             // The CA may already have issued: keep waiting for its answer, then reject.
             Stage::AwaitCerts { keys, pins, ca, .. } => {
-                self.stage = Stage::AwaitCerts { keys, pins, ca, cancel: true };
+                self.stage = Stage::AwaitCerts {
+                    keys,
+                    pins,
+                    ca,
+                    cancel: true,
+                };
                 Ok(vec![Command::show(Screen::Working)])
             }
-            Stage::Writing { .. } | Stage::Testing(_) => self.go(withdraw(true, Outcome::Cancelled)),
-            stage @ (Stage::Confirming { .. } | Stage::AwaitFee { .. } | Stage::Printing { .. }) => {
+            Stage::Writing { .. } | Stage::Testing(_) => {
+                self.go(withdraw(true, Outcome::Cancelled))
+            }
+            stage
+            @ (Stage::Confirming { .. } | Stage::AwaitFee { .. } | Stage::Printing { .. }) => {
                 self.stage = stage;
                 Err(IssuanceError::TooLateToCancel)
             }
@@ -1102,13 +1376,20 @@ impl Issuance {
 }
 
 fn withdraw(erase: bool, outcome: Outcome) -> Stage {
-    Stage::Withdrawing { ca: CaWait::default(), erase, outcome }
+    Stage::Withdrawing {
+        ca: CaWait::default(),
+        erase,
+        outcome,
+    }
 }
 
 fn stage_talks_to_card(stage: &Stage) -> bool {
     matches!(
         stage,
-        Stage::Generating { .. } | Stage::SettingPins { .. } | Stage::Writing { .. } | Stage::Erasing { .. }
+        Stage::Generating { .. }
+            | Stage::SettingPins { .. }
+            | Stage::Writing { .. }
+            | Stage::Erasing { .. }
     )
 }
 

@@ -30,5 +30,6 @@ pub fn sign(slot: Slot, digest_info: &[u8]) -> Vec<u8> {
         Slot::Sign => include_bytes!("testdata/sign.key.der"),
     };
     let key = RsaPrivateKey::from_pkcs8_der(der).expect("fixture key parses");
-    key.sign(Pkcs1v15Sign::new_unprefixed(), digest_info).expect("fixture key signs")
+    key.sign(Pkcs1v15Sign::new_unprefixed(), digest_info)
+        .expect("fixture key signs")
 }
