@@ -58,6 +58,9 @@ pub enum CardCommand {
         #[serde(with = "hex_bytes")]
         digest_info: Vec<u8>,
     },
+    /// Read the certificates on the card now and report `CurrentCerts` (the auth
+    /// certificate needs no PIN; see `docs/workflow.md` on renewal).
+    ReadCurrentCerts,
     /// ERASE BINARY on the slot's certificate EF and key IEF.
     EraseSlot {
         /// The slot.
@@ -122,6 +125,29 @@ impl std::fmt::Debug for KeyToCertify {
     }
 }
 
+/// Which CMP request carries the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestKind {
+    /// `ir`: first certificates (new issuance, re-issue).
+    Initial,
+    /// `kur`: key update of the certificates named (renewal).
+    KeyUpdate {
+        /// The serials of the certificates being renewed (hex).
+        old_serials: Vec<String>,
+    },
+}
+
+/// The RFC 5280 reason of a revocation the counter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// keyCompromise (1): lost or stolen card.
+    KeyCompromise,
+    /// cessationOfOperation (5): the holder's own request.
+    CessationOfOperation,
+}
+
 /// A command to the CMP client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -129,6 +155,8 @@ impl std::fmt::Debug for KeyToCertify {
 pub enum CaCommand {
     /// Send (or re-send: same transaction id and nonce) the certificate request.
     Submit {
+        /// `ir` or `kur`.
+        kind: RequestKind,
         /// The CMP transaction id.
         transaction: TransactionId,
         /// The CMP sender nonce.
@@ -140,6 +168,23 @@ pub enum CaCommand {
         keys: Vec<KeyToCertify>,
         /// The registered items, when a signing certificate is requested.
         holder: Option<Holder>,
+    },
+    /// Report the resident's live certificates (answers `CurrentCerts`).
+    FindLive {
+        /// The transaction (the visit's revocation transaction).
+        transaction: TransactionId,
+        /// The registry id.
+        resident_id: String,
+    },
+    /// `rr`: revoke the certificates named (answers `CaRevoked`); re-sent with the same
+    /// transaction until answered.
+    Revoke {
+        /// The transaction.
+        transaction: TransactionId,
+        /// The serials (hex).
+        serials: Vec<String>,
+        /// The reason.
+        reason: RevocationReason,
     },
     /// certConf: accept (written, read back and self-tested) or reject (the CA revokes).
     Confirm {

@@ -95,6 +95,18 @@ pub enum IssuanceError {
     /// Both certificates are declined or withheld: there is nothing to issue.
     #[error("nothing to issue")]
     NothingToIssue,
+    /// Renewal asked before the window opens (3 months before expiry).
+    #[error("renewal opens on {opens}")]
+    RenewalTooEarly {
+        /// The first day of the window, `YYYY-MM-DD`.
+        opens: String,
+    },
+    /// The certificates have expired: the resident needs a new issuance, not a renewal.
+    #[error("the certificates have expired; a new issuance is needed")]
+    RenewalExpired,
+    /// Renewal asked for a card without certificates.
+    #[error("the card holds no certificate to renew")]
+    NoCertsToRenew,
     /// The card in the reader is not a My Number card's JPKI-AP.
     #[error("the card is not a JPKI card: {kind:?}")]
     NotJpkiCard {

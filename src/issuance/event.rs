@@ -9,19 +9,36 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::model::{
-    hex_bytes, iso_date, CardKind, CardSerial, Form, IdDocument, PresenterKind, RegisteredResident,
-    Seed, Slot, Timestamp, TransactionId, VisitId,
+    hex_bytes, iso_date, CardKind, CardSerial, CurrentCert, Form, IdDocument, PresenterKind,
+    RegisteredResident, Seed, Slot, Timestamp, TransactionId, VisitId,
 };
 use crate::rules::fee::{FeeTable, Yen};
 use crate::rules::identity::IdentityPolicy;
 
-/// Which visit the staff opened. Only the new issuance is built so far.
+/// Which visit the staff opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Visit {
     /// First certificates on a card (新規発行).
     NewIssuance,
+    /// New keys and certificates inside the renewal window (更新, CMP `kur`).
+    Renewal,
+    /// Re-issue after the card or its certificates were lost (紛失による再発行): the old
+    /// certificates are revoked with reason keyCompromise first.
+    ReissueAfterLoss,
+}
+
+impl Visit {
+    /// The visit kind the fee table knows.
+    pub fn fee_kind(self) -> crate::rules::fee::VisitKind {
+        use crate::rules::fee::VisitKind;
+        match self {
+            Visit::NewIssuance => VisitKind::NewIssuance,
+            Visit::Renewal => VisitKind::Renewal,
+            Visit::ReissueAfterLoss => VisitKind::ReissueAfterLoss,
+        }
+    }
 }
 
 /// The start of a visit: who, when, with which settings and which randomness. Kept in
@@ -216,6 +233,16 @@ pub enum Event {
         /// Why.
         rejection: CaRejection,
     },
+    /// The certificates the resident holds now (`ReadCurrentCerts` or `FindLive`).
+    CurrentCerts {
+        /// The certificates; empty when there are none.
+        certs: Vec<CurrentCert>,
+    },
+    /// The CA revoked the certificates of a revocation transaction.
+    CaRevoked {
+        /// The transaction.
+        transaction: TransactionId,
+    },
     /// The CA did not answer (connection refused, TLS failure, timeout).
     CaUnreachable {
         /// The transaction.
@@ -273,6 +300,8 @@ impl Event {
             Event::CaIssued { .. } => "ca_issued",
             Event::CaRejected { .. } => "ca_rejected",
             Event::CaUnreachable { .. } => "ca_unreachable",
+            Event::CurrentCerts { .. } => "current_certs",
+            Event::CaRevoked { .. } => "ca_revoked",
             Event::CaConfirmed { .. } => "ca_confirmed",
             Event::FeePaid { .. } => "fee_paid",
             Event::Printed => "printed",

@@ -10,7 +10,7 @@
 //! compensation rules.
 //!
 //! What it is not: an adapter, a PIN holder (the resident pad keeps PINs; events only say
-//! the pad holds a valid one), or a clock. Only the new-issuance visit is built so far.
+//! the pad holds a valid one), or a clock.
 //!
 //! ```
 //! use jpki_kiosk::issuance::{Command, Event, Issuance, Screen};
@@ -19,7 +19,10 @@
 //! # let opening = Opening {
 //! #     visit: VisitId("v-0001".into()), kind: Visit::NewIssuance,
 //! #     date: time::macros::date!(2026 - 11 - 22), operator: "staff-07".into(),
-//! #     seed: Seed { transaction: TransactionId([1; 16]), sender_nonce: [2; 16], test_nonce: [3; 16] },
+//! #     seed: Seed {
+//! #         transaction: TransactionId([1; 16]), revocation: TransactionId([4; 16]),
+//! #         sender_nonce: [2; 16], test_nonce: [3; 16],
+//! #     },
 //! #     fees: Default::default(), identity: Default::default(),
 //! # };
 //! let (visit, commands) = Issuance::new().handle(Event::VisitOpened(opening)).unwrap();

@@ -93,12 +93,27 @@ impl fmt::Debug for TransactionId {
 pub struct Seed {
     /// The CMP transaction id of the certificate request.
     pub transaction: TransactionId,
+    /// The CMP transaction id of the revocation request (re-issue after loss).
+    pub revocation: TransactionId,
     /// The CMP sender nonce of the certificate request.
     #[serde(with = "hex16")]
     pub sender_nonce: [u8; 16],
     /// Mixed into the self-test challenge each key signs.
     #[serde(with = "hex16")]
     pub test_nonce: [u8; 16],
+}
+
+/// A certificate the resident holds now: read off the card (renewal) or found at the CA
+/// (re-issue after loss, when the card is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentCert {
+    /// The slot.
+    pub slot: Slot,
+    /// The certificate serial number, hex.
+    pub serial: String,
+    /// The last day it is valid.
+    #[serde(with = "iso_date")]
+    pub not_after: Date,
 }
 
 /// A certificate field the form gives a substitute for (代替文字).

@@ -80,6 +80,9 @@ pub fn notice_for(error: &IssuanceError) -> Notice {
         E::IdentityShortfall { .. } => notice("identity-shortfall", Staff, RetryStep),
         E::SigningWithheld { .. } => notice("signing-withheld", Resident, RetryStep),
         E::NothingToIssue => notice("nothing-to-issue", Resident, EndVisit),
+        E::RenewalTooEarly { .. } => notice("renewal-too-early", Resident, EndVisit),
+        E::RenewalExpired => notice("renewal-expired", Staff, EndVisit),
+        E::NoCertsToRenew => notice("no-certs-to-renew", Staff, EndVisit),
         E::NotJpkiCard { .. } => notice("not-jpki-card", Resident, ReinsertCard),
         E::WrongCard => notice("wrong-card", Resident, ReinsertCard),
         E::CardRemoved => notice("card-removed", Resident, ReinsertCard),
@@ -121,6 +124,9 @@ pub const JAPANESE: &[(&str, &str)] = &[
     ("identity-shortfall", "本人確認書類が不足しています。"),
     ("signing-withheld", "署名用電子証明書は発行できません（15歳未満または成年被後見人）。利用者証明用のみ発行します。"),
     ("nothing-to-issue", "発行する電子証明書がありません。"),
+    ("renewal-too-early", "更新は有効期限の3か月前から受け付けます。"),
+    ("renewal-expired", "電子証明書の有効期限が切れています。新規発行の手続きをしてください。"),
+    ("no-certs-to-renew", "カードに更新できる電子証明書がありません。"),
     ("not-jpki-card", "このカードは使用できません。マイナンバーカードを置いてください。"),
     ("wrong-card", "最初のカードと異なります。最初のカードを置いてください。"),
     ("card-removed", "カードが取り外されました。同じカードをもう一度置いてください。"),
@@ -250,6 +256,31 @@ mod tests {
             IssuanceError::NothingToIssue,
             "nothing-to-issue",
             Resident,
+            EndVisit,
+        );
+    }
+    #[test]
+    fn renewal_too_early() {
+        let e = IssuanceError::RenewalTooEarly {
+            opens: "2027-01-01".into(),
+        };
+        check(e, "renewal-too-early", Resident, EndVisit);
+    }
+    #[test]
+    fn renewal_expired() {
+        check(
+            IssuanceError::RenewalExpired,
+            "renewal-expired",
+            Staff,
+            EndVisit,
+        );
+    }
+    #[test]
+    fn no_certs_to_renew() {
+        check(
+            IssuanceError::NoCertsToRenew,
+            "no-certs-to-renew",
+            Staff,
             EndVisit,
         );
     }

@@ -24,21 +24,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{
-    CaCommand, CardCommand, Command, Holder, KeyToCertify, Outcome, PadCommand, Receipt, Screen,
+    CaCommand, CardCommand, Command, Holder, KeyToCertify, Outcome, PadCommand, Receipt,
+    RequestKind, RevocationReason, Screen,
 };
 use super::error::{FormField, IdShortfall, IssuanceError, SigningWithheld};
-use super::event::{CardFailure, Event, Opening, PrintFailure};
+use super::event::{CardFailure, Event, Opening, PrintFailure, Visit};
 use super::model::{
-    CardKind, CardSerial, Form, IdDocument, PresenterKind, RegisteredResident, Slot, Standing,
-    Timestamp, TransactionId,
+    CardKind, CardSerial, CurrentCert, Form, IdDocument, PresenterKind, RegisteredResident, Slot,
+    Standing, Timestamp, TransactionId,
 };
 use super::proof::{
     self, CaConfirmed, CardVerified, CertsMatchKeys, CertsWritten, KeysOnCard, PinsSet,
     SignatureValid,
 };
 use crate::registry::{self, Field};
-use crate::rules::age::{self, CertDecision, Ineligible, Requested};
-use crate::rules::fee::{self, VisitKind, Yen};
+use crate::rules::age::{self, CertDecision, Ineligible, RenewalStatus, Requested};
+use crate::rules::fee::{self, Yen};
 use crate::rules::identity::{self, Presenter};
 
 /// How long the visit waits after "CA unreachable" before re-sending by itself, in
@@ -72,6 +73,8 @@ struct Context {
     record: Option<RegisteredResident>,
     identity: Option<(PresenterKind, Vec<IdDocument>)>,
     wanted: BTreeSet<Slot>,
+    /// The certificates being renewed or revoked.
+    old: Vec<CurrentCert>,
     /// The card in the reader, as far as the visit knows.
     card: Option<CardSerial>,
     /// The card the visit is bound to, from key generation on.
@@ -94,7 +97,17 @@ enum Stage {
     AwaitForm,
     AwaitRegistry,
     AwaitIdentity,
+    /// Re-issue after loss: asking the CA for the resident's live certificates.
+    FindingOld {
+        ca: CaWait,
+    },
+    /// Re-issue after loss: revoking them (keyCompromise) before anything else.
+    Revoking {
+        ca: CaWait,
+    },
     AwaitCard,
+    /// Renewal: reading the certificates on the card for the renewal window.
+    ReadingCard,
     AwaitPins {
         pad: BTreeSet<Slot>,
     },
@@ -197,7 +210,10 @@ impl Issuance {
             Stage::AwaitForm => "await_form",
             Stage::AwaitRegistry => "await_registry",
             Stage::AwaitIdentity => "await_identity",
+            Stage::FindingOld { .. } => "finding_old",
+            Stage::Revoking { .. } => "revoking",
             Stage::AwaitCard => "await_card",
+            Stage::ReadingCard => "reading_card",
             Stage::AwaitPins { .. } => "await_pins",
             Stage::Generating { .. } => "generating",
             Stage::SettingPins { .. } => "setting_pins",
@@ -248,6 +264,11 @@ impl Issuance {
     /// The visit's CMP transaction id, once opened.
     pub fn transaction(&self) -> Option<TransactionId> {
         self.ctx.as_ref().map(|c| c.opening.seed.transaction)
+    }
+
+    /// The visit's CMP transaction id for finding and revoking old certificates.
+    pub fn revocation_tx(&self) -> Option<TransactionId> {
+        self.ctx.as_ref().map(|c| c.opening.seed.revocation)
     }
 
     /// The certificate the visit holds for `slot` (issued by the CA and checked against
@@ -322,7 +343,9 @@ impl Issuance {
         match &mut self.stage {
             Stage::AwaitCerts { ca, .. }
             | Stage::Confirming { ca, .. }
-            | Stage::Withdrawing { ca, .. } => Some(ca),
+            | Stage::Withdrawing { ca, .. }
+            | Stage::FindingOld { ca }
+            | Stage::Revoking { ca } => Some(ca),
             _ => None,
         }
     }
@@ -332,6 +355,7 @@ impl Issuance {
         matches!(
             self.stage,
             Stage::AwaitCard
+                | Stage::ReadingCard
                 | Stage::AwaitPins { .. }
                 | Stage::Generating { .. }
                 | Stage::SettingPins { .. }
@@ -393,6 +417,7 @@ impl Issuance {
                     record: None,
                     identity: None,
                     wanted: BTreeSet::new(),
+                    old: Vec::new(),
                     card: None,
                     bound: None,
                     now: None,
@@ -547,15 +572,20 @@ impl Issuance {
                 Ok(cmds)
             }
             (
-                Stage::AwaitCerts { .. } | Stage::Confirming { .. } | Stage::Withdrawing { .. },
-                Event::CaUnreachable { transaction },
-            ) if Some(transaction) != self.transaction() => Err(IssuanceError::StaleTransaction),
-            (
                 stage @ (Stage::AwaitCerts { .. }
                 | Stage::Confirming { .. }
-                | Stage::Withdrawing { .. }),
-                Event::CaUnreachable { .. },
+                | Stage::Withdrawing { .. }
+                | Stage::FindingOld { .. }
+                | Stage::Revoking { .. }),
+                Event::CaUnreachable { transaction },
             ) => {
+                let expected = match stage {
+                    Stage::FindingOld { .. } | Stage::Revoking { .. } => self.revocation_tx(),
+                    _ => self.transaction(),
+                };
+                if Some(transaction) != expected {
+                    return Err(IssuanceError::StaleTransaction);
+                }
                 self.stage = stage;
                 let now = self.ctx()?.now;
                 if let Some(ca) = self.ca_wait_mut() {
@@ -566,6 +596,22 @@ impl Issuance {
                     Command::notify(IssuanceError::CaUnreachable),
                     Command::show(Screen::WaitingForCa),
                 ])
+            }
+            (Stage::ReadingCard, Event::CurrentCerts { certs }) => self.on_renewal_certs(certs),
+            (Stage::FindingOld { .. }, Event::CurrentCerts { certs }) => {
+                if certs.is_empty() {
+                    return self.enter_card_step();
+                }
+                self.ctx_mut()?.old = certs;
+                self.go(Stage::Revoking {
+                    ca: CaWait::default(),
+                })
+            }
+            (Stage::Revoking { .. }, Event::CaRevoked { transaction }) => {
+                if Some(transaction) != self.revocation_tx() {
+                    return Err(IssuanceError::StaleTransaction);
+                }
+                self.enter_card_step()
             }
             (stage @ Stage::Writing { .. }, Event::CardAuthenticated) => {
                 self.stage = stage;
@@ -611,7 +657,10 @@ impl Issuance {
                     self.stage = Stage::Confirming { verified, ca };
                     return Err(IssuanceError::StaleTransaction);
                 };
-                let fee = fee::fee_for(VisitKind::NewIssuance, &self.ctx()?.opening.fees);
+                let fee = fee::fee_for(
+                    self.ctx()?.opening.kind.fee_kind(),
+                    &self.ctx()?.opening.fees,
+                );
                 if fee.is_free() {
                     self.go(Stage::Printing {
                         verified,
@@ -775,6 +824,36 @@ impl Issuance {
             }
             Stage::AwaitIdentity => vec![Command::show(Screen::IdentityCheck)],
             Stage::AwaitCard => vec![],
+            Stage::ReadingCard => vec![
+                Command::show(Screen::Working),
+                card(CardCommand::ReadCurrentCerts),
+            ],
+            Stage::FindingOld { .. } => {
+                let ctx = self.ctx()?;
+                let resident_id = ctx
+                    .form
+                    .as_ref()
+                    .map(|f| f.resident_id.clone())
+                    .unwrap_or_default();
+                vec![
+                    Command::show(Screen::Working),
+                    Command::ca(CaCommand::FindLive {
+                        transaction: ctx.opening.seed.revocation,
+                        resident_id,
+                    }),
+                ]
+            }
+            Stage::Revoking { .. } => {
+                let ctx = self.ctx()?;
+                vec![
+                    Command::show(Screen::Working),
+                    Command::ca(CaCommand::Revoke {
+                        transaction: ctx.opening.seed.revocation,
+                        serials: ctx.old.iter().map(|c| c.serial.clone()).collect(),
+                        reason: RevocationReason::KeyCompromise,
+                    }),
+                ]
+            }
             Stage::AwaitPins { pad } => {
                 let mut cmds = vec![Command::show(Screen::PinPad)];
                 cmds.extend(
@@ -847,6 +926,12 @@ impl Issuance {
                 vec![
                     Command::show(Screen::Working),
                     Command::ca(CaCommand::Submit {
+                        kind: match ctx.opening.kind {
+                            Visit::Renewal => RequestKind::KeyUpdate {
+                                old_serials: ctx.old.iter().map(|c| c.serial.clone()).collect(),
+                            },
+                            _ => RequestKind::Initial,
+                        },
                         transaction: ctx.opening.seed.transaction,
                         sender_nonce: ctx.opening.seed.sender_nonce,
                         card: keys.serial().clone(),
@@ -1006,7 +1091,7 @@ impl Issuance {
         if let Err(shortfall) = identity::check_identity(
             &groups,
             who,
-            VisitKind::NewIssuance,
+            ctx.opening.kind.fee_kind(),
             false,
             &ctx.opening.identity,
         ) {
@@ -1066,18 +1151,64 @@ impl Issuance {
             return Ok(cmds);
         }
         ctx.wanted = wanted.clone();
-        let has_card = ctx.card.is_some();
         cmds.push(Command::show(Screen::Plan {
             slots: wanted.into_iter().collect(),
         }));
-        if has_card {
-            cmds.extend(self.go(Stage::AwaitPins {
-                pad: BTreeSet::new(),
+        if ctx.opening.kind == Visit::ReissueAfterLoss {
+            cmds.extend(self.go(Stage::FindingOld {
+                ca: CaWait::default(),
             })?);
         } else {
-            cmds.extend(self.go(Stage::AwaitCard)?);
+            cmds.extend(self.enter_card_step()?);
         }
         Ok(cmds)
+    }
+
+    /// Moves on to the card: reads its certificates first for a renewal.
+    fn enter_card_step(&mut self) -> Step {
+        let ctx = self.ctx()?;
+        let stage = match (ctx.card.is_some(), ctx.opening.kind) {
+            (false, _) => Stage::AwaitCard,
+            (true, Visit::Renewal) => Stage::ReadingCard,
+            (true, _) => Stage::AwaitPins {
+                pad: BTreeSet::new(),
+            },
+        };
+        self.go(stage)
+    }
+
+    /// Renewal: the window is worked out from the earliest expiry on the card; the card
+    /// is bound from here, so the certificates renewed are the ones read.
+    fn on_renewal_certs(&mut self, certs: Vec<CurrentCert>) -> Step {
+        let ctx = self.ctx()?;
+        let refuse = |me: &mut Issuance, reason: IssuanceError| {
+            let mut cmds = vec![Command::notify(reason.clone())];
+            cmds.extend(me.end(Outcome::Refused { reason })?);
+            Ok(cmds)
+        };
+        let Some(expiry) = certs.iter().map(|c| c.not_after).min() else {
+            return refuse(self, IssuanceError::NoCertsToRenew);
+        };
+        match age::renewal_status(expiry, ctx.opening.date) {
+            Ok(RenewalStatus::Open { .. }) => {}
+            Ok(RenewalStatus::TooEarly { opens }) => {
+                return refuse(
+                    self,
+                    IssuanceError::RenewalTooEarly {
+                        opens: opens.to_string(),
+                    },
+                )
+            }
+            Ok(RenewalStatus::Expired) | Err(_) => {
+                return refuse(self, IssuanceError::RenewalExpired)
+            }
+        }
+        let ctx = self.ctx_mut()?;
+        ctx.old = certs;
+        ctx.bound = ctx.card.clone();
+        self.go(Stage::AwaitPins {
+            pad: BTreeSet::new(),
+        })
     }
 
     /// Starts key generation once the pad holds every PIN and a card is in the reader;
@@ -1322,9 +1453,7 @@ impl Issuance {
         }
         ctx.card = Some(serial);
         match &self.stage {
-            Stage::AwaitCard => self.go(Stage::AwaitPins {
-                pad: BTreeSet::new(),
-            }),
+            Stage::AwaitCard => self.enter_card_step(),
             Stage::AwaitPins { pad } if self.ctx()?.wanted.iter().all(|s| pad.contains(s)) => {
                 self.maybe_generate()
             }
@@ -1339,7 +1468,9 @@ impl Issuance {
             Stage::AwaitForm
             | Stage::AwaitRegistry
             | Stage::AwaitIdentity
+            | Stage::FindingOld { .. }
             | Stage::AwaitCard
+            | Stage::ReadingCard
             | Stage::AwaitPins { .. } => self.end(Outcome::Cancelled),
             // Keys may be on the card (a generate may have run unanswered): erase them.
             Stage::Generating { .. } | Stage::SettingPins { .. } => {
@@ -1386,7 +1517,8 @@ fn withdraw(erase: bool, outcome: Outcome) -> Stage {
 fn stage_talks_to_card(stage: &Stage) -> bool {
     matches!(
         stage,
-        Stage::Generating { .. }
+        Stage::ReadingCard
+            | Stage::Generating { .. }
             | Stage::SettingPins { .. }
             | Stage::Writing { .. }
             | Stage::Erasing { .. }

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use time::macros::date;
 
-use super::command::{CaCommand, CardCommand, Command, Outcome, PadCommand, Screen};
+use super::command::{
+    CaCommand, CardCommand, Command, Outcome, PadCommand, RequestKind, RevocationReason, Screen,
+};
 use super::error::{FormField, IssuanceError, SigningWithheld};
 use super::event::{CaRejection, CardFailure, Event, IssuedCert, Opening, PrintFailure, Visit};
 use super::journal::{resume, Journal, JournalRecord};
@@ -22,15 +24,21 @@ use crate::rules::identity::DocumentGroup;
 const SERIAL: &str = "0011223344556677889900aabbccdd01";
 const OTHER_SERIAL: &str = "0011223344556677889900aabbccdd02";
 const TID: TransactionId = TransactionId([0x11; 16]);
+const RTID: TransactionId = TransactionId([0x44; 16]);
 
 fn opening(fee: Yen) -> Opening {
+    opening_for(Visit::NewIssuance, fee)
+}
+
+fn opening_for(kind: Visit, fee: Yen) -> Opening {
     Opening {
         visit: VisitId("v-20261122-0001".into()),
-        kind: Visit::NewIssuance,
+        kind,
         date: date!(2026 - 11 - 22),
         operator: "staff-07".into(),
         seed: Seed {
             transaction: TID,
+            revocation: RTID,
             sender_nonce: [0x22; 16],
             test_nonce: [0x33; 16],
         },
@@ -94,6 +102,11 @@ struct World {
     wrong_pins: u8,
     paper: bool,
     receipts: Vec<u32>,
+    /// Certificates issued before this visit: on the card (renewal) or only at the CA
+    /// (lost card), and the serials the CA has revoked.
+    old: Vec<CurrentCert>,
+    old_on_card: bool,
+    revoked: Vec<String>,
 }
 
 impl World {
@@ -113,6 +126,9 @@ impl World {
             wrong_pins: 0,
             paper: true,
             receipts: Vec::new(),
+            old: Vec::new(),
+            old_on_card: false,
+            revoked: Vec::new(),
         }
     }
 
@@ -159,6 +175,13 @@ impl World {
             Command::Card { .. } if card_gone => Event::CardRemoved,
             Command::Card { card } => match card {
                 CardCommand::Detect => return None,
+                CardCommand::ReadCurrentCerts => Event::CurrentCerts {
+                    certs: if self.old_on_card {
+                        self.old.clone()
+                    } else {
+                        vec![]
+                    },
+                },
                 CardCommand::Authenticate => Event::CardAuthenticated,
                 CardCommand::GenerateKey { slot } => {
                     self.keys.insert(*slot);
@@ -235,6 +258,35 @@ impl World {
                     Event::CaIssued {
                         transaction: *transaction,
                         certs,
+                    }
+                }
+                CaCommand::FindLive { transaction, .. } | CaCommand::Revoke { transaction, .. }
+                    if self.ca_down =>
+                {
+                    Event::CaUnreachable {
+                        transaction: *transaction,
+                    }
+                }
+                CaCommand::FindLive { .. } => Event::CurrentCerts {
+                    certs: self
+                        .old
+                        .iter()
+                        .filter(|c| !self.revoked.contains(&c.serial))
+                        .cloned()
+                        .collect(),
+                },
+                CaCommand::Revoke {
+                    transaction,
+                    serials,
+                    ..
+                } => {
+                    for serial in serials {
+                        if !self.revoked.contains(serial) {
+                            self.revoked.push(serial.clone());
+                        }
+                    }
+                    Event::CaRevoked {
+                        transaction: *transaction,
                     }
                 }
                 CaCommand::Confirm { transaction, .. } if self.ca_down => Event::CaUnreachable {
@@ -404,9 +456,29 @@ impl Driver {
 }
 
 fn open(world: World, fee: Yen) -> Driver {
+    open_for(Visit::NewIssuance, world, fee)
+}
+
+fn open_for(kind: Visit, world: World, fee: Yen) -> Driver {
     let mut d = Driver::new(world);
-    d.feed(Event::VisitOpened(opening(fee))).unwrap();
+    d.feed(Event::VisitOpened(opening_for(kind, fee))).unwrap();
     d
+}
+
+fn old_certs(not_after: time::Date) -> Vec<CurrentCert> {
+    Slot::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &slot)| CurrentCert {
+            slot,
+            serial: format!("0a0{i}"),
+            not_after,
+        })
+        .collect()
+}
+
+fn position(d: &Driver, pred: impl Fn(&Command) -> bool) -> Option<usize> {
+    d.seen.iter().position(pred)
 }
 
 fn issued() -> Option<&'static Outcome> {
@@ -428,7 +500,7 @@ fn assert_consistent(d: &Driver, slots: &[Slot]) {
         reconcile(&d.world.card_view(), &d.local_view(), &d.world.ca_view()),
         vec![]
     );
-    assert_eq!(accepted_payments(&d.records), 1, "payment recorded once");
+    assert!(accepted_payments(&d.records) <= 1, "payment recorded once");
     assert!(!d.world.receipts.is_empty(), "a receipt was printed");
 }
 
@@ -452,6 +524,7 @@ fn accepted_payments(records: &[JournalRecord]) -> usize {
 fn full_new_issuance() {
     let d = open(World::new(), Yen(200));
     assert_consistent(&d, &Slot::ALL);
+    assert_eq!(accepted_payments(&d.records), 1);
     assert_eq!(d.world.receipts, vec![1]);
     assert!(d.problems().is_empty(), "{:?}", d.problems());
     // The card is worked in the documented order.
@@ -984,6 +1057,7 @@ fn printer_out_of_paper_reprints_and_records_payment_once() {
     d.feed(Event::StaffRetry).unwrap();
     assert_eq!(d.world.receipts, vec![2], "the reprint is marked as copy 2");
     assert_consistent(&d, &Slot::ALL);
+    assert_eq!(accepted_payments(&d.records), 1);
 }
 
 /// Answers the self-test of `slot` by hand.
@@ -1369,22 +1443,160 @@ fn resume_in_key_generation_asks_the_pad_again() {
     );
 }
 
+#[test]
+fn renewal_inside_the_window_sends_kur_for_the_old_certificates() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2027 - 01 - 15));
+    world.old_on_card = true;
+    let d = open_for(Visit::Renewal, world, Yen(200));
+    assert_consistent(&d, &Slot::ALL);
+    let kur = d.seen.iter().find_map(|c| match c {
+        Command::Ca {
+            ca: CaCommand::Submit { kind, .. },
+        } => Some(kind.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        kur,
+        Some(RequestKind::KeyUpdate {
+            old_serials: vec!["0a00".into(), "0a01".into()]
+        })
+    );
+    // Renewal is free whatever the new-issuance fee.
+    assert!(position(&d, |c| matches!(
+        c,
+        Command::Show {
+            screen: Screen::CollectFee { .. }
+        }
+    ))
+    .is_none());
+    let read = position(&d, |c| *c == Command::card(CardCommand::ReadCurrentCerts)).unwrap();
+    let generate = position(&d, |c| {
+        matches!(
+            c,
+            Command::Card {
+                card: CardCommand::GenerateKey { .. }
+            }
+        )
+    })
+    .unwrap();
+    assert!(read < generate);
+}
+
+#[test]
+fn renewal_before_the_window_is_refused_without_touching_the_card() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2027 - 06 - 01));
+    world.old_on_card = true;
+    let d = open_for(Visit::Renewal, world, Yen::ZERO);
+    let reason = IssuanceError::RenewalTooEarly {
+        opens: "2027-03-01".into(),
+    };
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    assert!(d.world.keys.is_empty());
+}
+
+#[test]
+fn renewal_after_expiry_is_a_new_issuance() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2026 - 11 - 21));
+    world.old_on_card = true;
+    let d = open_for(Visit::Renewal, world, Yen::ZERO);
+    let reason = IssuanceError::RenewalExpired;
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    let mut world = World::new();
+    world.old_on_card = true;
+    let d = open_for(Visit::Renewal, world, Yen::ZERO);
+    let reason = IssuanceError::NoCertsToRenew;
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+}
+
+#[test]
+fn reissue_after_loss_revokes_the_old_certificates_first() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2029 - 02 - 17));
+    let d = open_for(Visit::ReissueAfterLoss, world, Yen::ZERO);
+    assert_consistent(&d, &Slot::ALL);
+    assert_eq!(
+        d.world.revoked,
+        vec!["0a00".to_string(), "0a01".to_string()]
+    );
+    let revoke = position(&d, |c| {
+        matches!(
+            c,
+            Command::Ca {
+                ca: CaCommand::Revoke {
+                    transaction: RTID,
+                    reason: RevocationReason::KeyCompromise,
+                    ..
+                }
+            }
+        )
+    })
+    .unwrap();
+    let first_card = position(
+        &d,
+        |c| matches!(c, Command::Card { card } if *card != CardCommand::Detect),
+    )
+    .unwrap();
+    assert!(revoke < first_card);
+    // 200 yen by default.
+    assert!(d
+        .seen
+        .contains(&Command::show(Screen::CollectFee { amount: Yen(200) })));
+}
+
+#[test]
+fn reissue_waits_for_the_revocation_while_the_ca_is_down() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2029 - 02 - 17));
+    world.ca_down = true;
+    let mut d = open_for(Visit::ReissueAfterLoss, world, Yen::ZERO);
+    assert_eq!(d.visit.step_name(), "finding_old");
+    assert!(!d
+        .seen
+        .iter()
+        .any(|c| matches!(c, Command::Card { card } if *card != CardCommand::Detect)));
+    d.world.ca_down = false;
+    d.feed(Event::StaffRetry).unwrap();
+    assert_consistent(&d, &Slot::ALL);
+}
+
 /// Cuts a full new issuance after every journal record (and after every command that ran
 /// but whose answer was lost), resumes from the records, finishes the visit against the
 /// world as it was at the cut, and checks that card, journal and CA agree at the end.
 #[test]
 fn crash_at_every_journal_record_ends_consistent() {
-    let clean = open(World::new(), Yen(200));
+    crash_everywhere(Visit::NewIssuance, World::new());
+}
+
+/// The same for a re-issue after loss (revocation before the card work) and a renewal.
+#[test]
+fn crash_at_every_journal_record_of_reissue_and_renewal_ends_consistent() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2027 - 01 - 15));
+    crash_everywhere(Visit::ReissueAfterLoss, world.clone());
+    world.old_on_card = true;
+    crash_everywhere(Visit::Renewal, world);
+}
+
+fn crash_everywhere(kind: Visit, world: World) {
+    let clean = open_for(kind, world, Yen(200));
     assert_consistent(&clean, &Slot::ALL);
     let mut points = 0;
     for (cut, world) in &clean.snapshots {
         let (mut d, cmds) = Driver::resumed(&clean.records[..*cut], world.clone());
         d.run(cmds);
         assert_consistent(&d, &Slot::ALL);
+        assert_eq!(d.world.revoked, clean.world.revoked);
+        assert_eq!(
+            accepted_payments(&d.records),
+            accepted_payments(&clean.records)
+        );
         points += 1;
     }
     println!(
-        "crash injection points: {points} ({} journal records)",
+        "{kind:?}: crash injection points: {points} ({} journal records)",
         clean.records.len()
     );
     assert!(points > clean.records.len());
@@ -1464,6 +1676,16 @@ fn any_event() -> impl Strategy<Value = Event> {
     let tid = prop_oneof![Just(TID), Just(TransactionId([0x99; 16]))];
     prop_oneof![
         Just(Event::VisitOpened(opening(Yen(200)))),
+        Just(Event::VisitOpened(opening_for(Visit::Renewal, Yen(200)))),
+        Just(Event::VisitOpened(opening_for(
+            Visit::ReissueAfterLoss,
+            Yen(200)
+        ))),
+        Just(Event::CurrentCerts {
+            certs: old_certs(date!(2027 - 01 - 15))
+        }),
+        Just(Event::CurrentCerts { certs: vec![] }),
+        Just(Event::CaRevoked { transaction: RTID }),
         Just(Event::FormSubmitted { form: form() }),
         Just(Event::RegistryAnswered {
             record: Some(record())
