@@ -218,6 +218,8 @@ pub struct Receipt {
 pub enum Outcome {
     /// Certificates issued, paid, receipt printed.
     Issued,
+    /// The certificates were revoked at the CA (and erased from the card when present).
+    Revoked,
     /// Staff cancelled; nothing is left on the card or at the CA.
     Cancelled,
     /// The visit was refused (registry standing, nothing to issue).

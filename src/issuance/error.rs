@@ -107,6 +107,9 @@ pub enum IssuanceError {
     /// Renewal asked for a card without certificates.
     #[error("the card holds no certificate to renew")]
     NoCertsToRenew,
+    /// A revocation found no live certificate (on the card, or at the CA for a lost card).
+    #[error("no live certificate to revoke")]
+    NothingToRevoke,
     /// The card in the reader is not a My Number card's JPKI-AP.
     #[error("the card is not a JPKI card: {kind:?}")]
     NotJpkiCard {

@@ -27,9 +27,19 @@ pub enum Visit {
     /// Re-issue after the card or its certificates were lost (紛失による再発行): the old
     /// certificates are revoked with reason keyCompromise first.
     ReissueAfterLoss,
+    /// Revocation at the counter on the holder's own request (reason
+    /// cessationOfOperation); the card is present and its keys and certificates are erased.
+    RevocationOwnRequest,
+    /// Revocation of a lost or stolen card's certificates (reason keyCompromise); no card.
+    RevocationLost,
 }
 
 impl Visit {
+    /// Whether the visit revokes only (no certificate is issued).
+    pub fn is_revocation(self) -> bool {
+        matches!(self, Visit::RevocationOwnRequest | Visit::RevocationLost)
+    }
+
     /// The visit kind the fee table knows.
     pub fn fee_kind(self) -> crate::rules::fee::VisitKind {
         use crate::rules::fee::VisitKind;
@@ -37,6 +47,7 @@ impl Visit {
             Visit::NewIssuance => VisitKind::NewIssuance,
             Visit::Renewal => VisitKind::Renewal,
             Visit::ReissueAfterLoss => VisitKind::ReissueAfterLoss,
+            Visit::RevocationOwnRequest | Visit::RevocationLost => VisitKind::Revocation,
         }
     }
 }

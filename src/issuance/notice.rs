@@ -83,6 +83,7 @@ pub fn notice_for(error: &IssuanceError) -> Notice {
         E::RenewalTooEarly { .. } => notice("renewal-too-early", Resident, EndVisit),
         E::RenewalExpired => notice("renewal-expired", Staff, EndVisit),
         E::NoCertsToRenew => notice("no-certs-to-renew", Staff, EndVisit),
+        E::NothingToRevoke => notice("nothing-to-revoke", Staff, EndVisit),
         E::NotJpkiCard { .. } => notice("not-jpki-card", Resident, ReinsertCard),
         E::WrongCard => notice("wrong-card", Resident, ReinsertCard),
         E::CardRemoved => notice("card-removed", Resident, ReinsertCard),
@@ -127,6 +128,7 @@ pub const JAPANESE: &[(&str, &str)] = &[
     ("renewal-too-early", "更新は有効期限の3か月前から受け付けます。"),
     ("renewal-expired", "電子証明書の有効期限が切れています。新規発行の手続きをしてください。"),
     ("no-certs-to-renew", "カードに更新できる電子証明書がありません。"),
+    ("nothing-to-revoke", "失効できる有効な電子証明書がありません。"),
     ("not-jpki-card", "このカードは使用できません。マイナンバーカードを置いてください。"),
     ("wrong-card", "最初のカードと異なります。最初のカードを置いてください。"),
     ("card-removed", "カードが取り外されました。同じカードをもう一度置いてください。"),
@@ -280,6 +282,15 @@ mod tests {
         check(
             IssuanceError::NoCertsToRenew,
             "no-certs-to-renew",
+            Staff,
+            EndVisit,
+        );
+    }
+    #[test]
+    fn nothing_to_revoke() {
+        check(
+            IssuanceError::NothingToRevoke,
+            "nothing-to-revoke",
             Staff,
             EndVisit,
         );

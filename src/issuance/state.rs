@@ -599,19 +599,27 @@ impl Issuance {
             }
             (Stage::ReadingCard, Event::CurrentCerts { certs }) => self.on_renewal_certs(certs),
             (Stage::FindingOld { .. }, Event::CurrentCerts { certs }) => {
-                if certs.is_empty() {
+                if certs.is_empty() && !self.ctx()?.opening.kind.is_revocation() {
                     return self.enter_card_step();
                 }
-                self.ctx_mut()?.old = certs;
-                self.go(Stage::Revoking {
-                    ca: CaWait::default(),
-                })
+                self.revoke(certs)
             }
             (Stage::Revoking { .. }, Event::CaRevoked { transaction }) => {
                 if Some(transaction) != self.revocation_tx() {
                     return Err(IssuanceError::StaleTransaction);
                 }
-                self.enter_card_step()
+                match self.ctx()?.opening.kind {
+                    Visit::RevocationLost => self.end(Outcome::Revoked),
+                    // The card is bound and holds the revoked keys: erase them.
+                    Visit::RevocationOwnRequest => {
+                        let remaining = self.ctx()?.wanted.clone();
+                        self.go(Stage::Erasing {
+                            remaining,
+                            outcome: Outcome::Revoked,
+                        })
+                    }
+                    _ => self.enter_card_step(),
+                }
             }
             (stage @ Stage::Writing { .. }, Event::CardAuthenticated) => {
                 self.stage = stage;
@@ -850,7 +858,10 @@ impl Issuance {
                     Command::ca(CaCommand::Revoke {
                         transaction: ctx.opening.seed.revocation,
                         serials: ctx.old.iter().map(|c| c.serial.clone()).collect(),
-                        reason: RevocationReason::KeyCompromise,
+                        reason: match ctx.opening.kind {
+                            Visit::RevocationOwnRequest => RevocationReason::CessationOfOperation,
+                            _ => RevocationReason::KeyCompromise,
+                        },
                     }),
                 ]
             }
@@ -1107,6 +1118,18 @@ impl Issuance {
                 shortfall,
             })]);
         }
+        if ctx.opening.kind.is_revocation() {
+            // No eligibility: a revocation issues nothing.
+            let lost = ctx.opening.kind == Visit::RevocationLost;
+            self.ctx_mut()?.identity = Some((presenter, documents));
+            return if lost {
+                self.go(Stage::FindingOld {
+                    ca: CaWait::default(),
+                })
+            } else {
+                self.enter_card_step()
+            };
+        }
         let (Some(record), Some(form)) = (&ctx.record, &ctx.form) else {
             return Err(IssuanceError::Unreachable(
                 "identity before registry".into(),
@@ -1169,7 +1192,7 @@ impl Issuance {
         let ctx = self.ctx()?;
         let stage = match (ctx.card.is_some(), ctx.opening.kind) {
             (false, _) => Stage::AwaitCard,
-            (true, Visit::Renewal) => Stage::ReadingCard,
+            (true, Visit::Renewal | Visit::RevocationOwnRequest) => Stage::ReadingCard,
             (true, _) => Stage::AwaitPins {
                 pad: BTreeSet::new(),
             },
@@ -1177,10 +1200,34 @@ impl Issuance {
         self.go(stage)
     }
 
+    /// Revokes `certs` (refused when there are none and the visit is a revocation).
+    fn revoke(&mut self, certs: Vec<CurrentCert>) -> Step {
+        if certs.is_empty() {
+            let reason = IssuanceError::NothingToRevoke;
+            let mut cmds = vec![Command::notify(reason.clone())];
+            cmds.extend(self.end(Outcome::Refused { reason })?);
+            return Ok(cmds);
+        }
+        let ctx = self.ctx_mut()?;
+        if ctx.opening.kind.is_revocation() {
+            ctx.wanted = certs.iter().map(|c| c.slot).collect();
+        }
+        ctx.old = certs;
+        self.go(Stage::Revoking {
+            ca: CaWait::default(),
+        })
+    }
+
     /// Renewal: the window is worked out from the earliest expiry on the card; the card
     /// is bound from here, so the certificates renewed are the ones read.
     fn on_renewal_certs(&mut self, certs: Vec<CurrentCert>) -> Step {
         let ctx = self.ctx()?;
+        if ctx.opening.kind == Visit::RevocationOwnRequest {
+            // The certificates to revoke are the ones on this card: bind it.
+            let ctx = self.ctx_mut()?;
+            ctx.bound = ctx.card.clone();
+            return self.revoke(certs);
+        }
         let refuse = |me: &mut Issuance, reason: IssuanceError| {
             let mut cmds = vec![Command::notify(reason.clone())];
             cmds.extend(me.end(Outcome::Refused { reason })?);

@@ -1562,6 +1562,132 @@ fn reissue_waits_for_the_revocation_while_the_ca_is_down() {
     assert_consistent(&d, &Slot::ALL);
 }
 
+/// A world whose card holds both keys and certificates issued earlier (live at the CA).
+fn world_with_issued_card() -> World {
+    let mut world = World::new();
+    world.old = old_certs(date!(2029 - 02 - 17));
+    world.old_on_card = true;
+    for slot in Slot::ALL {
+        world.keys.insert(slot);
+        world.pins.insert(slot);
+        world.certs.insert(slot, testkeys::cert(slot));
+    }
+    world
+}
+
+fn revoke_commands(d: &Driver) -> Vec<CaCommand> {
+    d.seen
+        .iter()
+        .filter_map(|c| match c {
+            Command::Ca {
+                ca: ca @ CaCommand::Revoke { .. },
+            } => Some(ca.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn revocation_on_own_request_revokes_then_erases_the_card() {
+    let d = open_for(
+        Visit::RevocationOwnRequest,
+        world_with_issued_card(),
+        Yen::ZERO,
+    );
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Revoked));
+    assert_eq!(
+        revoke_commands(&d),
+        vec![CaCommand::Revoke {
+            transaction: RTID,
+            serials: vec!["0a00".into(), "0a01".into()],
+            reason: RevocationReason::CessationOfOperation,
+        }]
+    );
+    assert_eq!(
+        d.world.revoked,
+        vec!["0a00".to_string(), "0a01".to_string()]
+    );
+    assert!(d.world.keys.is_empty() && d.world.certs.is_empty());
+    // Revoked at the CA before the card is touched for writing.
+    let revoke = position(&d, |c| {
+        matches!(
+            c,
+            Command::Ca {
+                ca: CaCommand::Revoke { .. }
+            }
+        )
+    })
+    .unwrap();
+    let erase = position(&d, |c| {
+        matches!(
+            c,
+            Command::Card {
+                card: CardCommand::EraseSlot { .. }
+            }
+        )
+    })
+    .unwrap();
+    assert!(revoke < erase);
+    assert!(!d.seen.iter().any(|c| matches!(
+        c,
+        Command::Card {
+            card: CardCommand::GenerateKey { .. }
+        }
+    )));
+}
+
+#[test]
+fn revocation_of_a_lost_card_needs_no_card() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2029 - 02 - 17));
+    world.card_present = false;
+    let d = open_for(Visit::RevocationLost, world, Yen::ZERO);
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Revoked));
+    assert_eq!(
+        revoke_commands(&d),
+        vec![CaCommand::Revoke {
+            transaction: RTID,
+            serials: vec!["0a00".into(), "0a01".into()],
+            reason: RevocationReason::KeyCompromise,
+        }]
+    );
+    assert!(!d.seen.iter().any(|c| matches!(c, Command::Card { .. })));
+}
+
+#[test]
+fn revocation_with_nothing_live_is_refused() {
+    let d = open_for(Visit::RevocationLost, World::new(), Yen::ZERO);
+    let reason = IssuanceError::NothingToRevoke;
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    assert!(revoke_commands(&d).is_empty());
+}
+
+#[test]
+fn crash_at_every_journal_record_of_a_revocation_ends_revoked_and_erased() {
+    let clean = open_for(
+        Visit::RevocationOwnRequest,
+        world_with_issued_card(),
+        Yen::ZERO,
+    );
+    let mut points = 0;
+    for (cut, world) in &clean.snapshots {
+        let (mut d, cmds) = Driver::resumed(&clean.records[..*cut], world.clone());
+        d.run(cmds);
+        assert_eq!(d.visit.outcome(), Some(&Outcome::Revoked), "cut at {cut}");
+        assert_eq!(d.world.revoked, clean.world.revoked);
+        assert!(
+            d.world.keys.is_empty() && d.world.certs.is_empty(),
+            "cut at {cut}"
+        );
+        points += 1;
+    }
+    println!(
+        "RevocationOwnRequest: crash injection points: {points} ({} journal records)",
+        clean.records.len()
+    );
+    assert!(points > clean.records.len());
+}
+
 /// Cuts a full new issuance after every journal record (and after every command that ran
 /// but whose answer was lost), resumes from the records, finishes the visit against the
 /// world as it was at the cut, and checks that card, journal and CA agree at the end.
