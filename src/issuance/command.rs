@@ -58,6 +58,21 @@ pub enum CardCommand {
         #[serde(with = "hex_bytes")]
         digest_info: Vec<u8>,
     },
+    /// RESET RETRY COUNTER `00 2C 03 80` (lock release, PIN kept) on the bound card only.
+    ReleaseLock {
+        /// The slot.
+        slot: Slot,
+        /// The card this visit is bound to; the adapter refuses any other.
+        card: CardSerial,
+    },
+    /// RESET RETRY COUNTER `00 2C 02 80` with a new PIN from the pad, on the bound card
+    /// only.
+    ResetPin {
+        /// The slot.
+        slot: Slot,
+        /// The card this visit is bound to; the adapter refuses any other.
+        card: CardSerial,
+    },
     /// Read the certificates on the card now and report `CurrentCerts` (the auth
     /// certificate needs no PIN; see `docs/workflow.md` on renewal).
     ReadCurrentCerts,
@@ -220,6 +235,8 @@ pub enum Outcome {
     Issued,
     /// The certificates were revoked at the CA (and erased from the card when present).
     Revoked,
+    /// The PIN service was done on the card.
+    PinServiced,
     /// Staff cancelled; nothing is left on the card or at the CA.
     Cancelled,
     /// The visit was refused (registry standing, nothing to issue).

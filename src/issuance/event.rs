@@ -32,12 +32,30 @@ pub enum Visit {
     RevocationOwnRequest,
     /// Revocation of a lost or stolen card's certificates (reason keyCompromise); no card.
     RevocationLost,
+    /// ロック解除: the PIN's retry counter is reset, the PIN is kept.
+    PinLockRelease {
+        /// Which PIN.
+        slot: Slot,
+    },
+    /// 初期化・再設定: a new PIN from the resident pad (which also clears a lock).
+    PinReset {
+        /// Which PIN.
+        slot: Slot,
+    },
 }
 
 impl Visit {
     /// Whether the visit revokes only (no certificate is issued).
     pub fn is_revocation(self) -> bool {
         matches!(self, Visit::RevocationOwnRequest | Visit::RevocationLost)
+    }
+
+    /// The PIN a PIN-service visit works on.
+    pub fn pin_service(self) -> Option<Slot> {
+        match self {
+            Visit::PinLockRelease { slot } | Visit::PinReset { slot } => Some(slot),
+            _ => None,
+        }
     }
 
     /// The visit kind the fee table knows.
@@ -48,6 +66,8 @@ impl Visit {
             Visit::Renewal => VisitKind::Renewal,
             Visit::ReissueAfterLoss => VisitKind::ReissueAfterLoss,
             Visit::RevocationOwnRequest | Visit::RevocationLost => VisitKind::Revocation,
+            Visit::PinLockRelease { .. } => VisitKind::PinLockRelease,
+            Visit::PinReset { .. } => VisitKind::PinReset,
         }
     }
 }
@@ -220,6 +240,11 @@ pub enum Event {
         #[serde(with = "hex_bytes")]
         signature: Vec<u8>,
     },
+    /// The slot's PIN retry counter was reset on the card (lock release).
+    LockReleased {
+        /// The slot.
+        slot: Slot,
+    },
     /// The slot's key and certificate were erased from the card.
     SlotErased {
         /// The slot.
@@ -307,6 +332,7 @@ impl Event {
             Event::CertRead { .. } => "cert_read",
             Event::TestSigned { .. } => "test_signed",
             Event::SlotErased { .. } => "slot_erased",
+            Event::LockReleased { .. } => "lock_released",
             Event::CardFailed { .. } => "card_failed",
             Event::CaIssued { .. } => "ca_issued",
             Event::CaRejected { .. } => "ca_rejected",

@@ -108,6 +108,10 @@ enum Stage {
     AwaitCard,
     /// Renewal: reading the certificates on the card for the renewal window.
     ReadingCard,
+    /// PIN services: lock release, or reset once the pad holds the new PIN.
+    PinService {
+        pad: bool,
+    },
     AwaitPins {
         pad: BTreeSet<Slot>,
     },
@@ -214,6 +218,7 @@ impl Issuance {
             Stage::Revoking { .. } => "revoking",
             Stage::AwaitCard => "await_card",
             Stage::ReadingCard => "reading_card",
+            Stage::PinService { .. } => "pin_service",
             Stage::AwaitPins { .. } => "await_pins",
             Stage::Generating { .. } => "generating",
             Stage::SettingPins { .. } => "setting_pins",
@@ -303,6 +308,7 @@ impl Issuance {
             Stage::AwaitPins { pad }
             | Stage::Generating { pad, .. }
             | Stage::SettingPins { pad, .. } => pad.clear(),
+            Stage::PinService { pad } => *pad = false,
             Stage::Testing(t) => {
                 t.confirmed = None;
                 t.read.clear();
@@ -356,6 +362,7 @@ impl Issuance {
             self.stage,
             Stage::AwaitCard
                 | Stage::ReadingCard
+                | Stage::PinService { .. }
                 | Stage::AwaitPins { .. }
                 | Stage::Generating { .. }
                 | Stage::SettingPins { .. }
@@ -598,6 +605,19 @@ impl Issuance {
                 ])
             }
             (Stage::ReadingCard, Event::CurrentCerts { certs }) => self.on_renewal_certs(certs),
+            (Stage::PinService { pad: false }, Event::PadReady { slot }) if matches!(self.ctx()?.opening.kind, Visit::PinReset { slot: s } if s == slot) => {
+                self.go(Stage::PinService { pad: true })
+            }
+            (stage @ Stage::PinService { .. }, Event::CardAuthenticated) => {
+                self.stage = stage;
+                Ok(vec![])
+            }
+            (Stage::PinService { pad: true }, Event::PinSet { slot }) if matches!(self.ctx()?.opening.kind, Visit::PinReset { slot: s } if s == slot) => {
+                self.end(Outcome::PinServiced)
+            }
+            (Stage::PinService { .. }, Event::LockReleased { slot }) if matches!(self.ctx()?.opening.kind, Visit::PinLockRelease { slot: s } if s == slot) => {
+                self.end(Outcome::PinServiced)
+            }
             (Stage::FindingOld { .. }, Event::CurrentCerts { certs }) => {
                 if certs.is_empty() && !self.ctx()?.opening.kind.is_revocation() {
                     return self.enter_card_step();
@@ -994,6 +1014,34 @@ impl Issuance {
                     accept: false,
                 }),
             ],
+            Stage::PinService { pad } => {
+                let ctx = self.ctx()?;
+                let (Some(slot), Some(serial)) =
+                    (ctx.opening.kind.pin_service(), ctx.bound.clone())
+                else {
+                    return Err(IssuanceError::Unreachable(
+                        "PIN service without a slot or card".into(),
+                    ));
+                };
+                match ctx.opening.kind {
+                    Visit::PinReset { .. } if !pad => {
+                        vec![
+                            Command::show(Screen::PinPad),
+                            Command::pad(PadCommand::AskNew { slot }),
+                        ]
+                    }
+                    Visit::PinReset { .. } => vec![
+                        Command::show(Screen::Working),
+                        card(CardCommand::Authenticate),
+                        card(CardCommand::ResetPin { slot, card: serial }),
+                    ],
+                    _ => vec![
+                        Command::show(Screen::Working),
+                        card(CardCommand::Authenticate),
+                        card(CardCommand::ReleaseLock { slot, card: serial }),
+                    ],
+                }
+            }
             Stage::Erasing { remaining, .. } => {
                 let mut cmds = vec![
                     Command::show(Screen::Working),
@@ -1118,8 +1166,8 @@ impl Issuance {
                 shortfall,
             })]);
         }
-        if ctx.opening.kind.is_revocation() {
-            // No eligibility: a revocation issues nothing.
+        if ctx.opening.kind.is_revocation() || ctx.opening.kind.pin_service().is_some() {
+            // No eligibility: these visits issue nothing.
             let lost = ctx.opening.kind == Visit::RevocationLost;
             self.ctx_mut()?.identity = Some((presenter, documents));
             return if lost {
@@ -1193,6 +1241,11 @@ impl Issuance {
         let stage = match (ctx.card.is_some(), ctx.opening.kind) {
             (false, _) => Stage::AwaitCard,
             (true, Visit::Renewal | Visit::RevocationOwnRequest) => Stage::ReadingCard,
+            (true, Visit::PinLockRelease { .. } | Visit::PinReset { .. }) => {
+                // Bound from here: the service is done on this card and no other.
+                self.ctx_mut()?.bound = self.ctx()?.card.clone();
+                Stage::PinService { pad: false }
+            }
             (true, _) => Stage::AwaitPins {
                 pad: BTreeSet::new(),
             },
@@ -1518,6 +1571,7 @@ impl Issuance {
             | Stage::FindingOld { .. }
             | Stage::AwaitCard
             | Stage::ReadingCard
+            | Stage::PinService { .. }
             | Stage::AwaitPins { .. } => self.end(Outcome::Cancelled),
             // Keys may be on the card (a generate may have run unanswered): erase them.
             Stage::Generating { .. } | Stage::SettingPins { .. } => {
@@ -1565,6 +1619,7 @@ fn stage_talks_to_card(stage: &Stage) -> bool {
     matches!(
         stage,
         Stage::ReadingCard
+            | Stage::PinService { .. }
             | Stage::Generating { .. }
             | Stage::SettingPins { .. }
             | Stage::Writing { .. }
@@ -1582,6 +1637,7 @@ fn is_card_answer(event: &Event) -> bool {
             | Event::CertRead { .. }
             | Event::TestSigned { .. }
             | Event::SlotErased { .. }
+            | Event::LockReleased { .. }
             | Event::CardFailed { .. }
     )
 }

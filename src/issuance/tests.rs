@@ -107,6 +107,8 @@ struct World {
     old: Vec<CurrentCert>,
     old_on_card: bool,
     revoked: Vec<String>,
+    /// PIN counters reset on the card (lock release or reset), in order.
+    released: Vec<Slot>,
 }
 
 impl World {
@@ -129,6 +131,7 @@ impl World {
             old: Vec::new(),
             old_on_card: false,
             revoked: Vec::new(),
+            released: Vec::new(),
         }
     }
 
@@ -175,6 +178,22 @@ impl World {
             Command::Card { .. } if card_gone => Event::CardRemoved,
             Command::Card { card } => match card {
                 CardCommand::Detect => return None,
+                CardCommand::ReleaseLock { card, .. } | CardCommand::ResetPin { card, .. }
+                    if *card != self.serial =>
+                {
+                    Event::CardFailed {
+                        failure: CardFailure::Unexpected { sw: 0x6982 },
+                    }
+                }
+                CardCommand::ReleaseLock { slot, .. } => {
+                    self.released.push(*slot);
+                    Event::LockReleased { slot: *slot }
+                }
+                CardCommand::ResetPin { slot, .. } => {
+                    self.pins.insert(*slot);
+                    self.released.push(*slot);
+                    Event::PinSet { slot: *slot }
+                }
                 CardCommand::ReadCurrentCerts => Event::CurrentCerts {
                     certs: if self.old_on_card {
                         self.old.clone()
@@ -1683,6 +1702,161 @@ fn crash_at_every_journal_record_of_a_revocation_ends_revoked_and_erased() {
     }
     println!(
         "RevocationOwnRequest: crash injection points: {points} ({} journal records)",
+        clean.records.len()
+    );
+    assert!(points > clean.records.len());
+}
+
+#[test]
+fn lock_release_keeps_the_pin_and_is_bound_to_the_card() {
+    let d = open_for(
+        Visit::PinLockRelease { slot: Slot::Sign },
+        world_with_issued_card(),
+        Yen::ZERO,
+    );
+    assert_eq!(d.visit.outcome(), Some(&Outcome::PinServiced));
+    assert_eq!(d.world.released, vec![Slot::Sign]);
+    let serial = CardSerial(SERIAL.into());
+    assert!(d.seen.contains(&Command::card(CardCommand::ReleaseLock {
+        slot: Slot::Sign,
+        card: serial
+    })));
+    // The PIN is kept: the pad is never asked for one.
+    assert!(!d.seen.iter().any(|c| matches!(
+        c,
+        Command::Pad {
+            pad: PadCommand::AskNew { .. }
+        }
+    )));
+    assert!(revoke_commands(&d).is_empty());
+}
+
+#[test]
+fn lock_release_may_demand_a_photo_id() {
+    let mut opening = opening_for(Visit::PinLockRelease { slot: Slot::Auth }, Yen::ZERO);
+    opening.identity.lock_release_accepts_non_photo = false;
+    let (v, _) = Issuance::new().handle(Event::VisitOpened(opening)).unwrap();
+    let (v, _) = v.handle(Event::FormSubmitted { form: form() }).unwrap();
+    let (v, _) = v
+        .handle(Event::RegistryAnswered {
+            record: Some(record()),
+        })
+        .unwrap();
+    let documents = vec![
+        IdDocument {
+            kind: "health_insurance".into(),
+            group: DocumentGroup::NonPhoto,
+            number: "1".into(),
+        },
+        IdDocument {
+            kind: "pension_book".into(),
+            group: DocumentGroup::NonPhoto,
+            number: "2".into(),
+        },
+    ];
+    let (v, cmds) = v
+        .handle(Event::IdentityRecorded {
+            presenter: PresenterKind::Holder,
+            documents,
+        })
+        .unwrap();
+    let shortfall = super::error::IdShortfall::PhotoRequired;
+    assert_eq!(
+        cmds,
+        vec![Command::notify(IssuanceError::IdentityShortfall {
+            shortfall
+        })]
+    );
+    assert_eq!(v.step_name(), "await_identity");
+}
+
+#[test]
+fn pin_reset_takes_the_new_pin_from_the_pad_on_the_same_card_only() {
+    let (v, _) = Issuance::new()
+        .handle(Event::VisitOpened(opening_for(
+            Visit::PinReset { slot: Slot::Auth },
+            Yen::ZERO,
+        )))
+        .unwrap();
+    let (v, _) = v.handle(Event::FormSubmitted { form: form() }).unwrap();
+    let (v, _) = v
+        .handle(Event::RegistryAnswered {
+            record: Some(record()),
+        })
+        .unwrap();
+    let (v, _) = v
+        .handle(Event::IdentityRecorded {
+            presenter: PresenterKind::Holder,
+            documents: photo_id(),
+        })
+        .unwrap();
+    let serial = CardSerial(SERIAL.into());
+    let (v, cmds) = v
+        .handle(Event::CardDetected {
+            serial: serial.clone(),
+            kind: CardKind::MyNumber,
+        })
+        .unwrap();
+    assert_eq!(
+        cmds,
+        vec![
+            Command::show(Screen::PinPad),
+            Command::pad(PadCommand::AskNew { slot: Slot::Auth })
+        ]
+    );
+    assert_eq!(v.bound_card(), Some(&serial));
+    // A PIN for the other slot is not this visit's business.
+    assert!(v
+        .clone()
+        .handle(Event::PadReady { slot: Slot::Sign })
+        .is_err());
+    let (v, _) = v.handle(Event::CardRemoved).unwrap();
+    let other = CardSerial(OTHER_SERIAL.into());
+    let (v, cmds) = v
+        .handle(Event::CardDetected {
+            serial: other,
+            kind: CardKind::MyNumber,
+        })
+        .unwrap();
+    assert_eq!(cmds[0], Command::notify(IssuanceError::WrongCard));
+    let (v, _) = v
+        .handle(Event::CardDetected {
+            serial: serial.clone(),
+            kind: CardKind::MyNumber,
+        })
+        .unwrap();
+    let (v, cmds) = v.handle(Event::PadReady { slot: Slot::Auth }).unwrap();
+    assert_eq!(
+        cmds[2],
+        Command::card(CardCommand::ResetPin {
+            slot: Slot::Auth,
+            card: serial
+        })
+    );
+    let (v, _) = v.handle(Event::CardAuthenticated).unwrap();
+    let (v, _) = v.handle(Event::PinSet { slot: Slot::Auth }).unwrap();
+    assert_eq!(v.outcome(), Some(&Outcome::PinServiced));
+}
+
+#[test]
+fn crash_at_every_journal_record_of_a_pin_reset_ends_serviced() {
+    let kind = Visit::PinReset { slot: Slot::Sign };
+    let clean = open_for(kind, world_with_issued_card(), Yen::ZERO);
+    assert_eq!(clean.visit.outcome(), Some(&Outcome::PinServiced));
+    let mut points = 0;
+    for (cut, world) in &clean.snapshots {
+        let (mut d, cmds) = Driver::resumed(&clean.records[..*cut], world.clone());
+        d.run(cmds);
+        assert_eq!(
+            d.visit.outcome(),
+            Some(&Outcome::PinServiced),
+            "cut at {cut}"
+        );
+        assert!(d.world.released.iter().all(|s| *s == Slot::Sign) && !d.world.released.is_empty());
+        points += 1;
+    }
+    println!(
+        "PinReset: crash injection points: {points} ({} journal records)",
         clean.records.len()
     );
     assert!(points > clean.records.len());
