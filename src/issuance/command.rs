@@ -11,7 +11,7 @@ use time::Date;
 
 use super::error::IssuanceError;
 use super::model::{
-    hex_bytes, iso_date, CardSerial, Slot, SubstituteChoice, TransactionId, VisitId,
+    hex_bytes, iso_date, CardSerial, InquiryCase, Slot, SubstituteChoice, TransactionId, VisitId,
 };
 use crate::rules::fee::Yen;
 
@@ -237,6 +237,11 @@ pub enum Outcome {
     Revoked,
     /// The PIN service was done on the card.
     PinServiced,
+    /// A proxy's first visit: the 照会書 was printed for mailing.
+    InquiryIssued {
+        /// The case.
+        case: InquiryCase,
+    },
     /// Staff cancelled; nothing is left on the card or at the CA.
     Cancelled,
     /// The visit was refused (registry standing, nothing to issue).
@@ -328,6 +333,23 @@ pub enum Command {
     Ca {
         /// The command.
         ca: CaCommand,
+    },
+    /// Look a proxy case up (answers `CaseAnswered`).
+    CaseLookup {
+        /// The case number.
+        case: String,
+    },
+    /// Record a new proxy case (answers `CaseStored`; storing the same case again is a
+    /// no-op).
+    CaseStore {
+        /// The case.
+        case: InquiryCase,
+    },
+    /// Print the 照会書(兼回答書) for mailing to the holder's registered address (answers
+    /// `Printed` or `PrintFailed`). The address comes from the registry by resident id.
+    PrintInquiry {
+        /// The case.
+        case: InquiryCase,
     },
     /// Print the receipt (answers `Printed` or `PrintFailed`).
     PrintReceipt {

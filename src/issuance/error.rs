@@ -107,6 +107,18 @@ pub enum IssuanceError {
     /// Renewal asked for a card without certificates.
     #[error("the card holds no certificate to renew")]
     NoCertsToRenew,
+    /// The proxy's case number is unknown (typo, or another municipality's letter).
+    #[error("unknown proxy case")]
+    CaseUnknown,
+    /// The answer sheet came back after the case expired: a new first visit is needed.
+    #[error("the proxy case expired on {expired}")]
+    CaseExpired {
+        /// The last valid day, `YYYY-MM-DD`.
+        expired: String,
+    },
+    /// The case belongs to another resident than the application.
+    #[error("the proxy case belongs to another resident")]
+    CaseMismatch,
     /// A revocation found no live certificate (on the card, or at the CA for a lost card).
     #[error("no live certificate to revoke")]
     NothingToRevoke,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::model::{
-    hex_bytes, iso_date, CardKind, CardSerial, CurrentCert, Form, IdDocument, PresenterKind,
-    RegisteredResident, Seed, Slot, Timestamp, TransactionId, VisitId,
+    hex_bytes, iso_date, CardKind, CardSerial, CurrentCert, Form, IdDocument, InquiryCase,
+    PresenterKind, RegisteredResident, Seed, Slot, Timestamp, TransactionId, VisitId,
 };
 use crate::rules::fee::{FeeTable, Yen};
 use crate::rules::identity::IdentityPolicy;
@@ -42,6 +42,12 @@ pub enum Visit {
         /// Which PIN.
         slot: Slot,
     },
+    /// A voluntary proxy's first visit (任意代理人): the request is recorded and the
+    /// 照会書 is printed for mailing to the holder's registered address.
+    ProxyInquiry,
+    /// A voluntary proxy's second visit, with the answer sheet (the form carries the case
+    /// number): a new issuance once the case checks out.
+    ProxyCompletion,
 }
 
 impl Visit {
@@ -68,6 +74,9 @@ impl Visit {
             Visit::RevocationOwnRequest | Visit::RevocationLost => VisitKind::Revocation,
             Visit::PinLockRelease { .. } => VisitKind::PinLockRelease,
             Visit::PinReset { .. } => VisitKind::PinReset,
+            Visit::ProxyInquiry => VisitKind::ProxyInquiry,
+            // The second visit is charged as the service it completes.
+            Visit::ProxyCompletion => VisitKind::NewIssuance,
         }
     }
 }
@@ -274,6 +283,13 @@ pub enum Event {
         /// The certificates; empty when there are none.
         certs: Vec<CurrentCert>,
     },
+    /// The case store answered a `CaseLookup`; `None` for an unknown case number.
+    CaseAnswered {
+        /// The case.
+        case: Option<InquiryCase>,
+    },
+    /// The case store recorded a new case.
+    CaseStored,
     /// The CA revoked the certificates of a revocation transaction.
     CaRevoked {
         /// The transaction.
@@ -333,6 +349,8 @@ impl Event {
             Event::TestSigned { .. } => "test_signed",
             Event::SlotErased { .. } => "slot_erased",
             Event::LockReleased { .. } => "lock_released",
+            Event::CaseAnswered { .. } => "case_answered",
+            Event::CaseStored => "case_stored",
             Event::CardFailed { .. } => "card_failed",
             Event::CaIssued { .. } => "ca_issued",
             Event::CaRejected { .. } => "ca_rejected",

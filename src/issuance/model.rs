@@ -116,6 +116,19 @@ pub struct CurrentCert {
     pub not_after: Date,
 }
 
+/// A voluntary proxy's pending request: the 照会書(兼回答書) mailed to the holder's
+/// registered address on the first visit, answered on the second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InquiryCase {
+    /// The case number printed on the letter.
+    pub case: String,
+    /// The holder's registry id.
+    pub resident_id: String,
+    /// The last day the answer sheet is accepted.
+    #[serde(with = "iso_date")]
+    pub expires: Date,
+}
+
 /// A certificate field the form gives a substitute for (代替文字).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -166,6 +179,9 @@ pub struct Form {
     pub want_auth: bool,
     /// The substitutes (代替文字) shown to and accepted by the resident.
     pub substitutes: Vec<SubstituteChoice>,
+    /// The 照会書 case number, on a proxy's second visit.
+    #[serde(default)]
+    pub case: Option<String>,
 }
 
 impl fmt::Debug for Form {
@@ -392,6 +408,7 @@ mod tests {
             want_sign: true,
             want_auth: true,
             substitutes: vec![],
+            case: None,
         };
         let shown = format!("{form:?}");
         assert!(!shown.contains("山田") && !shown.contains("1980") && !shown.contains("123"));

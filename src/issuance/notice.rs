@@ -83,6 +83,9 @@ pub fn notice_for(error: &IssuanceError) -> Notice {
         E::RenewalTooEarly { .. } => notice("renewal-too-early", Resident, EndVisit),
         E::RenewalExpired => notice("renewal-expired", Staff, EndVisit),
         E::NoCertsToRenew => notice("no-certs-to-renew", Staff, EndVisit),
+        E::CaseUnknown => notice("case-unknown", Staff, FixApplication),
+        E::CaseExpired { .. } => notice("case-expired", Resident, EndVisit),
+        E::CaseMismatch => notice("case-mismatch", Staff, EndVisit),
         E::NothingToRevoke => notice("nothing-to-revoke", Staff, EndVisit),
         E::NotJpkiCard { .. } => notice("not-jpki-card", Resident, ReinsertCard),
         E::WrongCard => notice("wrong-card", Resident, ReinsertCard),
@@ -128,6 +131,9 @@ pub const JAPANESE: &[(&str, &str)] = &[
     ("renewal-too-early", "更新は有効期限の3か月前から受け付けます。"),
     ("renewal-expired", "電子証明書の有効期限が切れています。新規発行の手続きをしてください。"),
     ("no-certs-to-renew", "カードに更新できる電子証明書がありません。"),
+    ("case-unknown", "照会番号が見つかりません。回答書の番号を確認してください。"),
+    ("case-expired", "回答書の有効期限が過ぎています。改めて申請してください。"),
+    ("case-mismatch", "照会書の申請者と本日の申請者が一致しません。"),
     ("nothing-to-revoke", "失効できる有効な電子証明書がありません。"),
     ("not-jpki-card", "このカードは使用できません。マイナンバーカードを置いてください。"),
     ("wrong-card", "最初のカードと異なります。最初のカードを置いてください。"),
@@ -282,6 +288,31 @@ mod tests {
         check(
             IssuanceError::NoCertsToRenew,
             "no-certs-to-renew",
+            Staff,
+            EndVisit,
+        );
+    }
+    #[test]
+    fn case_unknown() {
+        check(
+            IssuanceError::CaseUnknown,
+            "case-unknown",
+            Staff,
+            FixApplication,
+        );
+    }
+    #[test]
+    fn case_expired() {
+        let e = IssuanceError::CaseExpired {
+            expired: "2026-12-22".into(),
+        };
+        check(e, "case-expired", Resident, EndVisit);
+    }
+    #[test]
+    fn case_mismatch() {
+        check(
+            IssuanceError::CaseMismatch,
+            "case-mismatch",
             Staff,
             EndVisit,
         );

@@ -30,8 +30,8 @@ use super::command::{
 use super::error::{FormField, IdShortfall, IssuanceError, SigningWithheld};
 use super::event::{CardFailure, Event, Opening, PrintFailure, Visit};
 use super::model::{
-    CardKind, CardSerial, CurrentCert, Form, IdDocument, PresenterKind, RegisteredResident, Slot,
-    Standing, Timestamp, TransactionId,
+    CardKind, CardSerial, CurrentCert, Form, IdDocument, InquiryCase, PresenterKind,
+    RegisteredResident, Slot, Standing, Timestamp, TransactionId,
 };
 use super::proof::{
     self, CaConfirmed, CardVerified, CertsMatchKeys, CertsWritten, KeysOnCard, PinsSet,
@@ -45,6 +45,9 @@ use crate::rules::identity::{self, Presenter};
 /// How long the visit waits after "CA unreachable" before re-sending by itself, in
 /// seconds of `Tick` time. Staff may retry sooner.
 pub const CA_RETRY_AFTER_SECS: i64 = 30;
+/// How many days after the first visit a proxy's answer sheet is accepted. J-LIS sets no
+/// public figure; a municipality setting later (see `docs/workflow.md`).
+pub const INQUIRY_VALID_DAYS: i64 = 30;
 /// How often a certificate is re-written after a read-back mismatch before giving up.
 pub const MAX_WRITE_ATTEMPTS: u8 = 3;
 
@@ -108,6 +111,13 @@ enum Stage {
     AwaitCard,
     /// Renewal: reading the certificates on the card for the renewal window.
     ReadingCard,
+    /// Proxy, second visit: looking the case number up.
+    CheckingCase,
+    /// Proxy, first visit: recording the case, then printing the 照会書.
+    RecordingCase,
+    PrintingInquiry {
+        failed: Option<PrintFailure>,
+    },
     /// PIN services: lock release, or reset once the pad holds the new PIN.
     PinService {
         pad: bool,
@@ -219,6 +229,9 @@ impl Issuance {
             Stage::AwaitCard => "await_card",
             Stage::ReadingCard => "reading_card",
             Stage::PinService { .. } => "pin_service",
+            Stage::CheckingCase => "checking_case",
+            Stage::RecordingCase => "recording_case",
+            Stage::PrintingInquiry { .. } => "printing_inquiry",
             Stage::AwaitPins { .. } => "await_pins",
             Stage::Generating { .. } => "generating",
             Stage::SettingPins { .. } => "setting_pins",
@@ -396,7 +409,9 @@ impl Issuance {
                         if let Some(ca) = self.ca_wait_mut() {
                             *ca = CaWait::default();
                         }
-                        if let Stage::Printing { failed, .. } = &mut self.stage {
+                        if let Stage::Printing { failed, .. } | Stage::PrintingInquiry { failed } =
+                            &mut self.stage
+                        {
                             *failed = None;
                         }
                         self.step()
@@ -605,6 +620,24 @@ impl Issuance {
                 ])
             }
             (Stage::ReadingCard, Event::CurrentCerts { certs }) => self.on_renewal_certs(certs),
+            (Stage::CheckingCase, Event::CaseAnswered { case }) => self.on_case(case),
+            (Stage::RecordingCase, Event::CaseStored) => {
+                self.go(Stage::PrintingInquiry { failed: None })
+            }
+            (Stage::PrintingInquiry { .. }, Event::Printed) => {
+                let case = self.inquiry_case()?;
+                self.end(Outcome::InquiryIssued { case })
+            }
+            (Stage::PrintingInquiry { .. }, Event::PrintFailed { failure }) => {
+                self.stage = Stage::PrintingInquiry {
+                    failed: Some(failure),
+                };
+                let problem = match failure {
+                    PrintFailure::OutOfPaper => IssuanceError::PrinterOutOfPaper,
+                    PrintFailure::Offline => IssuanceError::PrinterOffline,
+                };
+                Ok(vec![Command::notify(problem)])
+            }
             (Stage::PinService { pad: false }, Event::PadReady { slot }) if matches!(self.ctx()?.opening.kind, Visit::PinReset { slot: s } if s == slot) => {
                 self.go(Stage::PinService { pad: true })
             }
@@ -1014,6 +1047,32 @@ impl Issuance {
                     accept: false,
                 }),
             ],
+            Stage::CheckingCase => {
+                let case = self
+                    .ctx()?
+                    .form
+                    .as_ref()
+                    .and_then(|f| f.case.clone())
+                    .unwrap_or_default();
+                vec![
+                    Command::show(Screen::CheckingRegistry),
+                    Command::CaseLookup { case },
+                ]
+            }
+            Stage::RecordingCase => vec![
+                Command::show(Screen::Working),
+                Command::CaseStore {
+                    case: self.inquiry_case()?,
+                },
+            ],
+            Stage::PrintingInquiry { .. } => {
+                vec![
+                    Command::show(Screen::Printing),
+                    Command::PrintInquiry {
+                        case: self.inquiry_case()?,
+                    },
+                ]
+            }
             Stage::PinService { pad } => {
                 let ctx = self.ctx()?;
                 let (Some(slot), Some(serial)) =
@@ -1136,6 +1195,12 @@ impl Issuance {
             return Ok(cmds);
         }
         self.ctx_mut()?.record = Some(record);
+        if self.ctx()?.opening.kind == Visit::ProxyCompletion {
+            if form.case.is_none() {
+                return back_to_form(self, IssuanceError::CaseUnknown);
+            }
+            return self.go(Stage::CheckingCase);
+        }
         self.go(Stage::AwaitIdentity)
     }
 
@@ -1151,7 +1216,7 @@ impl Issuance {
             &groups,
             who,
             ctx.opening.kind.fee_kind(),
-            false,
+            ctx.opening.kind == Visit::ProxyCompletion,
             &ctx.opening.identity,
         ) {
             self.stage = Stage::AwaitIdentity;
@@ -1165,6 +1230,10 @@ impl Issuance {
             return Ok(vec![Command::notify(IssuanceError::IdentityShortfall {
                 shortfall,
             })]);
+        }
+        if ctx.opening.kind == Visit::ProxyInquiry {
+            self.ctx_mut()?.identity = Some((presenter, documents));
+            return self.go(Stage::RecordingCase);
         }
         if ctx.opening.kind.is_revocation() || ctx.opening.kind.pin_service().is_some() {
             // No eligibility: these visits issue nothing.
@@ -1251,6 +1320,50 @@ impl Issuance {
             },
         };
         self.go(stage)
+    }
+
+    /// The case a proxy's first visit opens: numbered by the visit id, valid for
+    /// [`INQUIRY_VALID_DAYS`] from the visit date.
+    fn inquiry_case(&self) -> Result<InquiryCase, IssuanceError> {
+        let ctx = self.ctx()?;
+        let resident_id = ctx
+            .record
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        let expires = ctx
+            .opening
+            .date
+            .checked_add(time::Duration::days(INQUIRY_VALID_DAYS))
+            .ok_or_else(|| IssuanceError::Unreachable("inquiry expiry out of range".into()))?;
+        Ok(InquiryCase {
+            case: ctx.opening.visit.0.clone(),
+            resident_id,
+            expires,
+        })
+    }
+
+    /// A proxy's second visit: the case must exist, be this resident's and not be expired.
+    fn on_case(&mut self, case: Option<InquiryCase>) -> Step {
+        let ctx = self.ctx()?;
+        let problem = match &case {
+            None => Some(IssuanceError::CaseUnknown),
+            Some(c) if ctx.record.as_ref().map(|r| &r.id) != Some(&c.resident_id) => {
+                Some(IssuanceError::CaseMismatch)
+            }
+            Some(c) if ctx.opening.date > c.expires => Some(IssuanceError::CaseExpired {
+                expired: c.expires.to_string(),
+            }),
+            Some(_) => None,
+        };
+        match problem {
+            None => self.go(Stage::AwaitIdentity),
+            Some(reason) => {
+                let mut cmds = vec![Command::notify(reason.clone())];
+                cmds.extend(self.end(Outcome::Refused { reason })?);
+                Ok(cmds)
+            }
+        }
     }
 
     /// Revokes `certs` (refused when there are none and the visit is a revocation).
@@ -1572,6 +1685,9 @@ impl Issuance {
             | Stage::AwaitCard
             | Stage::ReadingCard
             | Stage::PinService { .. }
+            | Stage::CheckingCase
+            | Stage::RecordingCase
+            | Stage::PrintingInquiry { .. }
             | Stage::AwaitPins { .. } => self.end(Outcome::Cancelled),
             // Keys may be on the card (a generate may have run unanswered): erase them.
             Stage::Generating { .. } | Stage::SettingPins { .. } => {

@@ -61,6 +61,7 @@ fn form() -> Form {
         want_sign: true,
         want_auth: true,
         substitutes: vec![],
+        case: None,
     }
 }
 
@@ -109,6 +110,10 @@ struct World {
     revoked: Vec<String>,
     /// PIN counters reset on the card (lock release or reset), in order.
     released: Vec<Slot>,
+    /// Who stands at the counter, and the proxy cases on file; letters printed.
+    presenter: PresenterKind,
+    cases: Vec<InquiryCase>,
+    letters: Vec<String>,
 }
 
 impl World {
@@ -132,6 +137,9 @@ impl World {
             old_on_card: false,
             revoked: Vec::new(),
             released: Vec::new(),
+            presenter: PresenterKind::Holder,
+            cases: Vec::new(),
+            letters: Vec::new(),
         }
     }
 
@@ -147,13 +155,26 @@ impl World {
             Command::Show {
                 screen: Screen::IdentityCheck,
             } => Event::IdentityRecorded {
-                presenter: PresenterKind::Holder,
+                presenter: self.presenter,
                 documents: photo_id(),
             },
             Command::Show {
                 screen: Screen::CollectFee { amount },
             } => Event::FeePaid { amount: *amount },
             Command::Show { .. } | Command::Notify { .. } => return None,
+            Command::CaseLookup { case } => Event::CaseAnswered {
+                case: self.cases.iter().find(|c| c.case == *case).cloned(),
+            },
+            Command::CaseStore { case } => {
+                if !self.cases.contains(case) {
+                    self.cases.push(case.clone());
+                }
+                Event::CaseStored
+            }
+            Command::PrintInquiry { case } => {
+                self.letters.push(case.case.clone());
+                Event::Printed
+            }
             Command::RegistryFetch { .. } => Event::RegistryAnswered {
                 record: Some(self.record.clone()),
             },
@@ -1862,6 +1883,128 @@ fn crash_at_every_journal_record_of_a_pin_reset_ends_serviced() {
     assert!(points > clean.records.len());
 }
 
+fn proxy_world() -> World {
+    let mut world = World::new();
+    world.presenter = PresenterKind::VoluntaryProxy;
+    world
+}
+
+#[test]
+fn proxy_first_visit_records_the_case_and_prints_the_inquiry() {
+    let d = open_for(Visit::ProxyInquiry, proxy_world(), Yen::ZERO);
+    let case = InquiryCase {
+        case: "v-20261122-0001".into(),
+        resident_id: "1000000001".into(),
+        expires: date!(2026 - 12 - 22),
+    };
+    assert_eq!(
+        d.visit.outcome(),
+        Some(&Outcome::InquiryIssued { case: case.clone() })
+    );
+    assert_eq!(d.world.cases, vec![case]);
+    assert_eq!(d.world.letters, vec!["v-20261122-0001".to_string()]);
+    assert!(!d
+        .seen
+        .iter()
+        .any(|c| matches!(c, Command::Card { .. } | Command::Ca { .. })));
+}
+
+fn second_visit(expires: time::Date, resident_id: &str) -> Driver {
+    let mut world = proxy_world();
+    world.form.case = Some("v-20261101-0042".into());
+    world.cases.push(InquiryCase {
+        case: "v-20261101-0042".into(),
+        resident_id: resident_id.into(),
+        expires,
+    });
+    open_for(Visit::ProxyCompletion, world, Yen::ZERO)
+}
+
+#[test]
+fn proxy_second_visit_in_time_completes_the_issuance() {
+    let d = second_visit(date!(2026 - 12 - 01), "1000000001");
+    assert_consistent(&d, &Slot::ALL);
+}
+
+#[test]
+fn proxy_second_visit_refuses_expired_mismatched_and_unknown_cases() {
+    let d = second_visit(date!(2026 - 11 - 21), "1000000001");
+    let reason = IssuanceError::CaseExpired {
+        expired: "2026-11-21".into(),
+    };
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    let d = second_visit(date!(2026 - 12 - 01), "1000000002");
+    let reason = IssuanceError::CaseMismatch;
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    let mut world = proxy_world();
+    world.form.case = Some("no-such-case".into());
+    let d = open_for(Visit::ProxyCompletion, world, Yen::ZERO);
+    let reason = IssuanceError::CaseUnknown;
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Refused { reason }));
+    assert!(d.world.keys.is_empty());
+}
+
+#[test]
+fn proxy_second_visit_needs_the_proxys_photo_id() {
+    let (v, _) = Issuance::new()
+        .handle(Event::VisitOpened(opening_for(
+            Visit::ProxyCompletion,
+            Yen::ZERO,
+        )))
+        .unwrap();
+    let mut f = form();
+    f.case = Some("c1".into());
+    let (v, _) = v.handle(Event::FormSubmitted { form: f }).unwrap();
+    let (v, cmds) = v
+        .handle(Event::RegistryAnswered {
+            record: Some(record()),
+        })
+        .unwrap();
+    assert!(cmds.contains(&Command::CaseLookup { case: "c1".into() }));
+    let case = InquiryCase {
+        case: "c1".into(),
+        resident_id: "1000000001".into(),
+        expires: date!(2026 - 12 - 01),
+    };
+    let (v, _) = v.handle(Event::CaseAnswered { case: Some(case) }).unwrap();
+    let documents = vec![
+        IdDocument {
+            kind: "health_insurance".into(),
+            group: DocumentGroup::NonPhoto,
+            number: "1".into(),
+        },
+        IdDocument {
+            kind: "pension_book".into(),
+            group: DocumentGroup::NonPhoto,
+            number: "2".into(),
+        },
+    ];
+    let (v, cmds) = v
+        .handle(Event::IdentityRecorded {
+            presenter: PresenterKind::VoluntaryProxy,
+            documents,
+        })
+        .unwrap();
+    let shortfall = super::error::IdShortfall::PhotoRequired;
+    assert_eq!(
+        cmds,
+        vec![Command::notify(IssuanceError::IdentityShortfall {
+            shortfall
+        })]
+    );
+    assert_eq!(v.step_name(), "await_identity");
+}
+
+#[test]
+fn voluntary_proxy_cannot_be_served_the_same_day() {
+    let d = open(proxy_world(), Yen::ZERO);
+    let shortfall = super::error::IdShortfall::ProxyNeedsInquiry;
+    assert!(d
+        .problems()
+        .contains(&IssuanceError::IdentityShortfall { shortfall }));
+    assert_eq!(d.visit.step_name(), "await_identity");
+}
+
 /// Cuts a full new issuance after every journal record (and after every command that ran
 /// but whose answer was lost), resumes from the records, finishes the visit against the
 /// world as it was at the cut, and checks that card, journal and CA agree at the end.
@@ -1986,6 +2129,13 @@ fn any_event() -> impl Strategy<Value = Event> {
         }),
         Just(Event::CurrentCerts { certs: vec![] }),
         Just(Event::CaRevoked { transaction: RTID }),
+        Just(Event::VisitOpened(opening_for(Visit::ProxyInquiry, Yen(0)))),
+        Just(Event::VisitOpened(opening_for(
+            Visit::ProxyCompletion,
+            Yen(0)
+        ))),
+        Just(Event::CaseStored),
+        Just(Event::CaseAnswered { case: None }),
         Just(Event::FormSubmitted { form: form() }),
         Just(Event::RegistryAnswered {
             record: Some(record())
