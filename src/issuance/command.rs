@@ -11,7 +11,8 @@ use time::Date;
 
 use super::error::IssuanceError;
 use super::model::{
-    hex_bytes, iso_date, CardSerial, InquiryCase, Slot, SubstituteChoice, TransactionId, VisitId,
+    hex_bytes, iso_date, CardSerial, InquiryCase, ResidentRef, Slot, SubstituteChoice,
+    TransactionId, VisitId,
 };
 use crate::rules::fee::Yen;
 
@@ -189,7 +190,7 @@ pub enum CaCommand {
         /// The transaction (the visit's revocation transaction).
         transaction: TransactionId,
         /// The registry id.
-        resident_id: String,
+        resident_id: ResidentRef,
     },
     /// `rr`: revoke the certificates named (answers `CaRevoked`); re-sent with the same
     /// transaction until answered.
@@ -317,7 +318,7 @@ pub enum Command {
     /// Fetch the registered record (answers `RegistryAnswered` or `RegistryFailed`).
     RegistryFetch {
         /// The registry id.
-        resident_id: String,
+        resident_id: ResidentRef,
     },
     /// A card command.
     Card {

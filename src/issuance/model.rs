@@ -19,6 +19,23 @@ use crate::rules::identity::DocumentGroup;
 #[serde(transparent)]
 pub struct VisitId(pub String);
 
+/// A registry id as it travels in commands: `Debug` shows it redacted (`*******001`).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResidentRef(pub String);
+
+impl fmt::Debug for ResidentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResidentRef({})", redact(&self.0))
+    }
+}
+
+impl From<&str> for ResidentRef {
+    fn from(id: &str) -> ResidentRef {
+        ResidentRef(id.to_owned())
+    }
+}
+
 /// A card's 16-byte serial (GET DATA `01 01`), as lower-case hex. `Debug` shows the last
 /// four digits only: enough for staff to tell two cards apart.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,7 +140,7 @@ pub struct InquiryCase {
     /// The case number printed on the letter.
     pub case: String,
     /// The holder's registry id.
-    pub resident_id: String,
+    pub resident_id: ResidentRef,
     /// The last day the answer sheet is accepted.
     #[serde(with = "iso_date")]
     pub expires: Date,

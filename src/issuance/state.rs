@@ -31,7 +31,7 @@ use super::error::{FormField, IdShortfall, IssuanceError, SigningWithheld};
 use super::event::{CardFailure, Event, Opening, PrintFailure, Visit};
 use super::model::{
     CardKind, CardSerial, CurrentCert, Form, IdDocument, InquiryCase, PresenterKind,
-    RegisteredResident, Slot, Standing, Timestamp, TransactionId,
+    RegisteredResident, ResidentRef, Slot, Standing, Timestamp, TransactionId,
 };
 use super::proof::{
     self, CaConfirmed, CardVerified, CertsMatchKeys, CertsWritten, KeysOnCard, PinsSet,
@@ -880,7 +880,9 @@ impl Issuance {
                     .unwrap_or_default();
                 vec![
                     Command::show(Screen::CheckingRegistry),
-                    Command::RegistryFetch { resident_id },
+                    Command::RegistryFetch {
+                        resident_id: ResidentRef(resident_id),
+                    },
                 ]
             }
             Stage::AwaitIdentity => vec![Command::show(Screen::IdentityCheck)],
@@ -900,7 +902,7 @@ impl Issuance {
                     Command::show(Screen::Working),
                     Command::ca(CaCommand::FindLive {
                         transaction: ctx.opening.seed.revocation,
-                        resident_id,
+                        resident_id: ResidentRef(resident_id),
                     }),
                 ]
             }
@@ -1338,7 +1340,7 @@ impl Issuance {
             .ok_or_else(|| IssuanceError::Unreachable("inquiry expiry out of range".into()))?;
         Ok(InquiryCase {
             case: ctx.opening.visit.0.clone(),
-            resident_id,
+            resident_id: ResidentRef(resident_id),
             expires,
         })
     }
@@ -1348,7 +1350,7 @@ impl Issuance {
         let ctx = self.ctx()?;
         let problem = match &case {
             None => Some(IssuanceError::CaseUnknown),
-            Some(c) if ctx.record.as_ref().map(|r| &r.id) != Some(&c.resident_id) => {
+            Some(c) if ctx.record.as_ref().map(|r| &r.id) != Some(&c.resident_id.0) => {
                 Some(IssuanceError::CaseMismatch)
             }
             Some(c) if ctx.opening.date > c.expires => Some(IssuanceError::CaseExpired {

@@ -1374,6 +1374,13 @@ fn journal_records_are_stable_json() {
 #[test]
 fn journal_holds_no_pin_and_debug_no_personal_data() {
     let d = open(World::new(), Yen(200));
+    let records = format!("{:?}", d.records);
+    for secret in ["若葉", "1980", "123456789012", "1000000001", "本郷"] {
+        assert!(
+            !records.contains(secret),
+            "{secret} in the Debug of a journal record"
+        );
+    }
     let all: String = d.records.iter().map(JournalRecord::to_json).collect();
     // The pad keeps PINs: no record has a field that could hold one.
     assert!(!all.contains("\"pin\"") && !all.contains("password"));
