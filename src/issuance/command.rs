@@ -11,7 +11,7 @@ use time::Date;
 
 use super::error::IssuanceError;
 use super::model::{
-    hex_bytes, iso_date, CardSerial, InquiryCase, ResidentRef, Slot, SubstituteChoice,
+    hex_bytes, iso_date, CardSerial, Der, InquiryCase, ResidentRef, Slot, SubstituteChoice,
     TransactionId, VisitId,
 };
 use crate::rules::fee::Yen;
@@ -40,9 +40,8 @@ pub enum CardCommand {
     WriteCert {
         /// The slot.
         slot: Slot,
-        /// The certificate, DER.
-        #[serde(with = "hex_bytes")]
-        der: Vec<u8>,
+        /// The certificate.
+        der: Der,
     },
     /// Read the slot's certificate back (the signing one after VERIFY with the pad's
     /// confirmation entry).

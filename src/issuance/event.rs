@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 use super::model::{
-    hex_bytes, iso_date, CardKind, CardSerial, CurrentCert, Form, IdDocument, InquiryCase,
+    hex_bytes, iso_date, CardKind, CardSerial, CurrentCert, Der, Form, IdDocument, InquiryCase,
     PresenterKind, RegisteredResident, Seed, Slot, Timestamp, TransactionId, VisitId,
 };
 use crate::rules::fee::{FeeTable, Yen};
@@ -237,9 +237,8 @@ pub enum Event {
     CertRead {
         /// The slot.
         slot: Slot,
-        /// What the card holds, DER.
-        #[serde(with = "hex_bytes")]
-        der: Vec<u8>,
+        /// What the card holds.
+        der: Der,
     },
     /// The card signed the self-test challenge after verifying the pad's confirmation PIN.
     TestSigned {

@@ -36,6 +36,25 @@ impl From<&str> for ResidentRef {
     }
 }
 
+/// A certificate in DER, as written to and read from the card. The signing certificate
+/// carries the holder's name and address, so `Debug` shows only the length; the journal
+/// stores it as hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Der(#[serde(with = "hex_bytes")] pub Vec<u8>);
+
+impl fmt::Debug for Der {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Der({} bytes)", self.0.len())
+    }
+}
+
+impl From<Vec<u8>> for Der {
+    fn from(bytes: Vec<u8>) -> Der {
+        Der(bytes)
+    }
+}
+
 /// A card's 16-byte serial (GET DATA `01 01`), as lower-case hex. `Debug` shows the last
 /// four digits only: enough for staff to tell two cards apart.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1013,7 +1013,10 @@ impl Issuance {
                 ];
                 for slot in certs.slots().into_iter().filter(|s| !written.contains(s)) {
                     let der = certs.cert(slot).map(<[u8]>::to_vec).unwrap_or_default();
-                    cmds.push(card(CardCommand::WriteCert { slot, der }));
+                    cmds.push(card(CardCommand::WriteCert {
+                        slot,
+                        der: der.into(),
+                    }));
                 }
                 cmds
             }
@@ -1498,7 +1501,7 @@ impl Issuance {
                 self.after_test_answer(t, slot)
             }
             Event::CertRead { slot, der } if t.confirmed == Some(slot) => {
-                t.read.insert(slot, der);
+                t.read.insert(slot, der.0);
                 self.after_test_answer(t, slot)
             }
             Event::CardFailed { failure } => {

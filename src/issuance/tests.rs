@@ -236,12 +236,12 @@ impl World {
                     Event::PinSet { slot: *slot }
                 }
                 CardCommand::WriteCert { slot, der } => {
-                    self.certs.insert(*slot, der.clone());
+                    self.certs.insert(*slot, der.0.clone());
                     Event::CertWritten { slot: *slot }
                 }
                 CardCommand::ReadCert { slot } => Event::CertRead {
                     slot: *slot,
-                    der: self.certs.get(slot).cloned().unwrap_or_default(),
+                    der: self.certs.get(slot).cloned().unwrap_or_default().into(),
                 },
                 CardCommand::TestSign { slot, digest_info } => {
                     if self.wrong_pins > 0 {
@@ -1122,7 +1122,7 @@ fn self_test(v: Issuance, slot: Slot) -> Issuance {
         .unwrap();
     v.handle(Event::CertRead {
         slot,
-        der: testkeys::cert(slot),
+        der: testkeys::cert(slot).into(),
     })
     .unwrap()
     .0
@@ -1285,7 +1285,7 @@ fn torn_write_is_written_again() {
     let (v, cmds) = v
         .handle(Event::CertRead {
             slot: Slot::Auth,
-            der: torn,
+            der: torn.into(),
         })
         .unwrap();
     assert_eq!(
@@ -1294,7 +1294,7 @@ fn torn_write_is_written_again() {
     );
     assert!(cmds.contains(&Command::card(CardCommand::WriteCert {
         slot: Slot::Auth,
-        der: testkeys::cert(Slot::Auth)
+        der: testkeys::cert(Slot::Auth).into()
     })));
     assert_eq!(v.step_name(), "writing");
 }
@@ -2169,7 +2169,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         slot.clone().prop_map(|slot| Event::CertWritten { slot }),
         slot.clone().prop_map(|slot| Event::CertRead {
             slot,
-            der: testkeys::cert(slot)
+            der: testkeys::cert(slot).into()
         }),
         slot.clone().prop_map(|slot| Event::TestSigned {
             slot,
