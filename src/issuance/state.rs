@@ -104,9 +104,11 @@ enum Stage {
     FindingOld {
         ca: CaWait,
     },
-    /// Re-issue after loss: revoking them (keyCompromise) before anything else.
+    /// Revoking old certificates: before a re-issue (keyCompromise), as a revocation
+    /// visit, or (`then` set) to end a failed renewal whose old keys are gone.
     Revoking {
         ca: CaWait,
+        then: Option<Outcome>,
     },
     AwaitCard,
     /// Renewal: reading the certificates on the card for the renewal window.
@@ -364,7 +366,7 @@ impl Issuance {
             | Stage::Confirming { ca, .. }
             | Stage::Withdrawing { ca, .. }
             | Stage::FindingOld { ca }
-            | Stage::Revoking { ca } => Some(ca),
+            | Stage::Revoking { ca, .. } => Some(ca),
             _ => None,
         }
     }
@@ -657,9 +659,12 @@ impl Issuance {
                 }
                 self.revoke(certs)
             }
-            (Stage::Revoking { .. }, Event::CaRevoked { transaction }) => {
+            (Stage::Revoking { then, .. }, Event::CaRevoked { transaction }) => {
                 if Some(transaction) != self.revocation_tx() {
                     return Err(IssuanceError::StaleTransaction);
+                }
+                if let Some(outcome) = then {
+                    return self.end(outcome);
                 }
                 match self.ctx()?.opening.kind {
                     Visit::RevocationLost => self.end(Outcome::Revoked),
@@ -810,6 +815,15 @@ impl Issuance {
             ) => {
                 remaining.remove(&slot);
                 if remaining.is_empty() {
+                    let ctx = self.ctx()?;
+                    if ctx.opening.kind == Visit::Renewal && !ctx.old.is_empty() {
+                        // Generating (and erasing) destroyed the old keys: their certificates
+                        // are dead, so the CA must not keep them live.
+                        return self.go(Stage::Revoking {
+                            ca: CaWait::default(),
+                            then: Some(outcome),
+                        });
+                    }
                     self.end(outcome)
                 } else {
                     self.stage = Stage::Erasing { remaining, outcome };
@@ -914,7 +928,9 @@ impl Issuance {
                         transaction: ctx.opening.seed.revocation,
                         serials: ctx.old.iter().map(|c| c.serial.clone()).collect(),
                         reason: match ctx.opening.kind {
-                            Visit::RevocationOwnRequest => RevocationReason::CessationOfOperation,
+                            Visit::RevocationOwnRequest | Visit::Renewal => {
+                                RevocationReason::CessationOfOperation
+                            }
                             _ => RevocationReason::KeyCompromise,
                         },
                     }),
@@ -1386,6 +1402,7 @@ impl Issuance {
         ctx.old = certs;
         self.go(Stage::Revoking {
             ca: CaWait::default(),
+            then: None,
         })
     }
 

@@ -1559,6 +1559,29 @@ fn renewal_after_expiry_is_a_new_issuance() {
 }
 
 #[test]
+fn failed_renewal_revokes_the_old_certificates_it_destroyed() {
+    let mut world = World::new();
+    world.old = old_certs(date!(2027 - 01 - 15));
+    world.old_on_card = true;
+    world.ca_reject = true;
+    let d = open_for(Visit::Renewal, world, Yen::ZERO);
+    let reason = IssuanceError::CaRejected {
+        fail_info: vec!["badPOP".into()],
+    };
+    assert_eq!(d.visit.outcome(), Some(&Outcome::Failed { reason }));
+    assert!(d.world.keys.is_empty() && d.world.certs.is_empty());
+    assert_eq!(
+        d.world.revoked,
+        vec!["0a00".to_string(), "0a01".to_string()]
+    );
+    assert!(d.seen.contains(&Command::ca(CaCommand::Revoke {
+        transaction: RTID,
+        serials: vec!["0a00".into(), "0a01".into()],
+        reason: RevocationReason::CessationOfOperation,
+    })));
+}
+
+#[test]
 fn reissue_after_loss_revokes_the_old_certificates_first() {
     let mut world = World::new();
     world.old = old_certs(date!(2029 - 02 - 17));
