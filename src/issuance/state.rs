@@ -1656,6 +1656,10 @@ impl Issuance {
     }
 
     fn on_card_removed(&mut self) -> Step {
+        if matches!(self.stage, Stage::Ended { .. }) {
+            // The resident takes the card at the end: nothing to say.
+            return Ok(vec![]);
+        }
         let ctx = self.ctx_mut()?;
         let was_present = ctx.card.take().is_some();
         if !self.needs_card() || !was_present {
@@ -1667,6 +1671,9 @@ impl Issuance {
     }
 
     fn on_card_detected(&mut self, serial: CardSerial, kind: CardKind) -> Step {
+        if matches!(self.stage, Stage::Ended { .. }) {
+            return Ok(vec![]);
+        }
         if kind != CardKind::MyNumber {
             return Ok(vec![Command::notify(IssuanceError::NotJpkiCard { kind })]);
         }
