@@ -550,11 +550,7 @@ impl Issuance {
                         written: BTreeSet::new(),
                         attempts: 0,
                     }),
-                    Err(e) => {
-                        let mut cmds = vec![Command::notify(e.clone())];
-                        cmds.extend(self.go(withdraw(true, Outcome::Failed { reason: e }))?);
-                        Ok(cmds)
-                    }
+                    Err(e) => self.fail_withdrawing(e),
                 }
             }
             (
@@ -634,11 +630,7 @@ impl Issuance {
                 self.stage = Stage::PrintingInquiry {
                     failed: Some(failure),
                 };
-                let problem = match failure {
-                    PrintFailure::OutOfPaper => IssuanceError::PrinterOutOfPaper,
-                    PrintFailure::Offline => IssuanceError::PrinterOffline,
-                };
-                Ok(vec![Command::notify(problem)])
+                Ok(vec![Command::notify(print_problem(failure))])
             }
             (Stage::PinService { pad: false }, Event::PadReady { slot }) if matches!(self.ctx()?.opening.kind, Visit::PinReset { slot: s } if s == slot) => {
                 self.go(Stage::PinService { pad: true })
@@ -784,11 +776,7 @@ impl Issuance {
                     paid,
                     failed: Some(failure),
                 };
-                let problem = match failure {
-                    PrintFailure::OutOfPaper => IssuanceError::PrinterOutOfPaper,
-                    PrintFailure::Offline => IssuanceError::PrinterOffline,
-                };
-                Ok(vec![Command::notify(problem)])
+                Ok(vec![Command::notify(print_problem(failure))])
             }
             (Stage::Withdrawing { erase, outcome, ca }, Event::CaConfirmed { transaction }) => {
                 if Some(transaction) != self.transaction() {
@@ -843,6 +831,20 @@ impl Issuance {
 
     fn wants(&self, slot: Slot) -> bool {
         self.ctx.as_ref().is_some_and(|c| c.wanted.contains(&slot))
+    }
+
+    /// Tells people why, and ends the visit refused.
+    fn refuse(&mut self, reason: IssuanceError) -> Step {
+        let mut cmds = vec![Command::notify(reason.clone())];
+        cmds.extend(self.end(Outcome::Refused { reason })?);
+        Ok(cmds)
+    }
+
+    /// Tells people why, then rejects the issued certificates at the CA and erases the card.
+    fn fail_withdrawing(&mut self, reason: IssuanceError) -> Step {
+        let mut cmds = vec![Command::notify(reason.clone())];
+        cmds.extend(self.go(withdraw(true, Outcome::Failed { reason }))?);
+        Ok(cmds)
     }
 
     /// Enters a step and returns its commands.
@@ -1211,9 +1213,7 @@ impl Issuance {
             let reason = IssuanceError::NotServable {
                 standing: record.standing,
             };
-            let mut cmds = vec![Command::notify(reason.clone())];
-            cmds.extend(self.end(Outcome::Refused { reason })?);
-            return Ok(cmds);
+            return self.refuse(reason);
         }
         self.ctx_mut()?.record = Some(record);
         if self.ctx()?.opening.kind == Visit::ProxyCompletion {
@@ -1379,11 +1379,7 @@ impl Issuance {
         };
         match problem {
             None => self.go(Stage::AwaitIdentity),
-            Some(reason) => {
-                let mut cmds = vec![Command::notify(reason.clone())];
-                cmds.extend(self.end(Outcome::Refused { reason })?);
-                Ok(cmds)
-            }
+            Some(reason) => self.refuse(reason),
         }
     }
 
@@ -1391,9 +1387,7 @@ impl Issuance {
     fn revoke(&mut self, certs: Vec<CurrentCert>) -> Step {
         if certs.is_empty() {
             let reason = IssuanceError::NothingToRevoke;
-            let mut cmds = vec![Command::notify(reason.clone())];
-            cmds.extend(self.end(Outcome::Refused { reason })?);
-            return Ok(cmds);
+            return self.refuse(reason);
         }
         let ctx = self.ctx_mut()?;
         if ctx.opening.kind.is_revocation() {
@@ -1416,26 +1410,18 @@ impl Issuance {
             ctx.bound = ctx.card.clone();
             return self.revoke(certs);
         }
-        let refuse = |me: &mut Issuance, reason: IssuanceError| {
-            let mut cmds = vec![Command::notify(reason.clone())];
-            cmds.extend(me.end(Outcome::Refused { reason })?);
-            Ok(cmds)
-        };
         let Some(expiry) = certs.iter().map(|c| c.not_after).min() else {
-            return refuse(self, IssuanceError::NoCertsToRenew);
+            return self.refuse(IssuanceError::NoCertsToRenew);
         };
         match age::renewal_status(expiry, ctx.opening.date) {
             Ok(RenewalStatus::Open { .. }) => {}
             Ok(RenewalStatus::TooEarly { opens }) => {
-                return refuse(
-                    self,
-                    IssuanceError::RenewalTooEarly {
-                        opens: opens.to_string(),
-                    },
-                )
+                return self.refuse(IssuanceError::RenewalTooEarly {
+                    opens: opens.to_string(),
+                })
             }
             Ok(RenewalStatus::Expired) | Err(_) => {
-                return refuse(self, IssuanceError::RenewalExpired)
+                return self.refuse(IssuanceError::RenewalExpired)
             }
         }
         let ctx = self.ctx_mut()?;
@@ -1553,9 +1539,7 @@ impl Issuance {
                 // A torn write: write the certificate again, then test it again.
                 let attempts = t.attempts + 1;
                 if attempts >= MAX_WRITE_ATTEMPTS {
-                    let mut cmds = vec![Command::notify(problem.clone())];
-                    cmds.extend(self.go(withdraw(true, Outcome::Failed { reason: problem }))?);
-                    return Ok(cmds);
+                    return self.fail_withdrawing(problem);
                 }
                 let mut written: BTreeSet<Slot> = t.written.slots().into_iter().collect();
                 written.remove(&slot);
@@ -1568,9 +1552,7 @@ impl Issuance {
                 return Ok(cmds);
             }
             Err(e) => {
-                let mut cmds = vec![Command::notify(e.clone())];
-                cmds.extend(self.go(withdraw(true, Outcome::Failed { reason: e }))?);
-                return Ok(cmds);
+                return self.fail_withdrawing(e);
             }
         }
         match proof::card_verified(&t.written, &t.valid) {
@@ -1749,6 +1731,13 @@ impl Issuance {
                 Err(self.unexpected(event))
             }
         }
+    }
+}
+
+fn print_problem(failure: PrintFailure) -> IssuanceError {
+    match failure {
+        PrintFailure::OutOfPaper => IssuanceError::PrinterOutOfPaper,
+        PrintFailure::Offline => IssuanceError::PrinterOffline,
     }
 }
 
