@@ -16,6 +16,7 @@
 //! - [`logging`]: `tracing` to journald or stderr, and redacted ids for log fields;
 //! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
 //! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
+//! - [`issuance`]: the visits as state machines that do no I/O, their journal and notices.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod ca;
 pub mod card;
 pub mod carddemo;
 pub mod enroll;
+pub mod issuance;
 pub mod logging;
 pub mod peers;
 pub mod pki;
