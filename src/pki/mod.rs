@@ -16,11 +16,11 @@ pub mod protection;
 use const_oid::ObjectIdentifier;
 use der::asn1::{BitString, OctetString};
 use der::{Decode, Encode};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::pkcs1v15::{Signature, SigningKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
-use signature::{SignatureEncoding, Signer, Verifier};
+use signature::{SignatureEncoding, Signer};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 
@@ -80,15 +80,23 @@ pub fn sign_sha256(key: &RsaPrivateKey, data: &[u8]) -> Result<BitString, PkiErr
     Ok(BitString::from_bytes(&sig.to_vec())?)
 }
 
-/// Verifies a PKCS#1 v1.5 SHA-256 signature made by the key in `spki`.
+/// `rsaEncryption`.
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// Verifies a PKCS#1 v1.5 SHA-256 signature made by the RSA key (2048–8192 bits) in `spki`.
+///
+/// Uses `ring`, whose verification is about ten times faster than the `rsa` crate's; the
+/// CA verifies every RA-signed request and the RA certificate's own signature.
 pub fn verify_sha256(spki: &SubjectPublicKeyInfoOwned, data: &[u8], sig: &[u8]) -> bool {
-    let Ok(key) = rsa_public_key(spki) else {
+    if spki.algorithm.oid != RSA_ENCRYPTION {
         return false;
-    };
-    let Ok(sig) = Signature::try_from(sig) else {
-        return false;
-    };
-    VerifyingKey::<Sha256>::new(key).verify(data, &sig).is_ok()
+    }
+    // The subjectPublicKey bits of an rsaEncryption key are the PKCS#1 RSAPublicKey DER.
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        spki.subject_public_key.raw_bytes(),
+    );
+    key.verify(data, sig).is_ok()
 }
 
 /// The RSA public key inside a SubjectPublicKeyInfo.
@@ -150,10 +158,10 @@ pub(crate) mod test_keys {
     use rsa::RsaPrivateKey;
     use std::sync::OnceLock;
 
-    /// A 1024-bit key for unit tests only (fast to generate; never used by the CA itself).
+    /// A 2048-bit key (the smallest size signatures are verified for).
     pub fn key() -> &'static RsaPrivateKey {
         static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-        KEY.get_or_init(|| RsaPrivateKey::new(&mut rand_core::OsRng, 1024).expect("keygen"))
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("keygen"))
     }
 }
 

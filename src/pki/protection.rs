@@ -44,6 +44,8 @@ const PBM_ITERATIONS: u64 = 500;
 const PBM_MAX_ITERATIONS: u64 = 10_000;
 
 /// How to protect an outgoing message.
+// Built once per client or server and reused: the size of the key variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Protector {
     /// PasswordBasedMac with a shared secret; `reference` becomes the senderKID.
     Mac {
