@@ -19,9 +19,24 @@ use jpki_kiosk::ui::{
 };
 use slint::ComponentHandle;
 
+/// Starts Slint's testing backend once per test thread.
+fn init() {
+    thread_local!(static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !STARTED.replace(true) {
+        i_slint_backend_testing::init_no_event_loop();
+    }
+}
+
+/// The text field labelled `label` (not the caption beside it).
+fn field(root: &impl ElementRoot, label: &str) -> ElementHandle {
+    ElementHandle::find_by_accessible_label(root, label)
+        .find(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::TextInput))
+        .unwrap_or_else(|| panic!("no text field labelled {label:?}"))
+}
+
 /// A resident window on the PIN screen, bound to a new-secret pad with fixed keys.
 fn resident_pad(secret: Secret) -> (ResidentWindow, PinPadBinding, Rc<RefCell<Vec<EnteredSecret>>>) {
-    i_slint_backend_testing::init_no_event_loop();
+    init();
     let w = ResidentWindow::new().unwrap();
     w.global::<ResidentAdapter>().set_screen(ResidentScreen::Pin);
     let done = Rc::new(RefCell::new(Vec::new()));
@@ -170,7 +185,7 @@ fn every_button_has_an_accessible_label() {
 
 #[test]
 fn sign_in_then_choose_a_visit() {
-    i_slint_backend_testing::init_no_event_loop();
+    init();
     let w = StaffWindow::new().unwrap();
     let chosen = Rc::new(RefCell::new(Vec::new()));
     let sink = chosen.clone();
@@ -189,7 +204,7 @@ fn sign_in_then_choose_a_visit() {
     w.show().unwrap();
     tap(&w, "サインイン");
     assert!(shows(&w, "× 職員番号とパスフレーズを入れてください。"));
-    let field = |label: &str| ElementHandle::find_by_accessible_label(&w, label).next().unwrap();
+    let field = |label: &str| field(&w, label);
     field("職員番号").set_accessible_value("S001");
     field("パスフレーズ").set_accessible_value("wrong");
     tap(&w, "サインイン");
@@ -207,14 +222,14 @@ fn sign_in_then_choose_a_visit() {
 
 #[test]
 fn form_marks_a_character_needing_a_substitute() {
-    i_slint_backend_testing::init_no_event_loop();
+    init();
     let w = StaffWindow::new().unwrap();
     w.global::<StaffAdapter>().set_screen(StaffScreen::Form);
     let submitted = Rc::new(RefCell::new(0));
     let sink = submitted.clone();
     let form = FormBinding::bind(&w, SubstituteTable::shipped(), move |_, _| *sink.borrow_mut() += 1);
     w.show().unwrap();
-    let field = |label: &str| ElementHandle::find_by_accessible_label(&w, label).next().unwrap();
+    let field = |label: &str| field(&w, label);
     field("氏名").set_accessible_value("髙橋 一郎");
     field("ふりがな").set_accessible_value("たかはし いちろう");
     field("住所").set_accessible_value("東京都千代田区霞が関2-1-2");
