@@ -69,9 +69,10 @@ pub enum KeyOrder {
 }
 
 /// The pad's keys for `secret`, in rows: digits in rows of three for the PIN (the last
-/// row one key), or rows of ten for the password (digits, then letters). Shuffled
-/// orders draw from `rng`, a parameter so tests can fix it.
-pub fn key_rows(secret: Secret, order: KeyOrder, rng: &mut impl RngCore) -> Vec<Vec<char>> {
+/// key alone in the middle of its row, as on a telephone), or rows of ten for the
+/// password (digits, then letters). Shuffled orders draw from `rng`, a parameter so
+/// tests can fix it. `None` is a gap.
+pub fn key_rows(secret: Secret, order: KeyOrder, rng: &mut impl RngCore) -> Vec<Vec<Option<char>>> {
     let (mut keys, width): (Vec<char>, usize) = match secret {
         Secret::AuthPin => (DIGITS.chars().collect(), 3),
         Secret::SigningPassword => (DIGITS.chars().chain(LETTERS.chars()).collect(), 10),
@@ -83,7 +84,15 @@ pub fn key_rows(secret: Secret, order: KeyOrder, rng: &mut impl RngCore) -> Vec<
             keys.swap(i, j);
         }
     }
-    keys.chunks(width).map(<[char]>::to_vec).collect()
+    let mut rows: Vec<Vec<Option<char>>> =
+        keys.chunks(width).map(|row| row.iter().copied().map(Some).collect()).collect();
+    if secret == Secret::AuthPin {
+        // 1-2-3 / 4-5-6 / 7-8-9 / _-0-_
+        if let Some(last) = rows.last_mut() {
+            *last = vec![None, last[0], None];
+        }
+    }
+    rows
 }
 
 /// A uniform draw from `0..n` (rejection sampling, no modulo bias).
@@ -276,11 +285,11 @@ pub struct PinPadBinding {
 
 impl PinPadBinding {
     /// Binds `window`'s pad to a new controller for `controller`'s secret, with keys in
-    /// `rows` (from [`key_rows`]).
+    /// `rows` (from [`key_rows`]; `None` is a gap).
     pub fn bind(
         window: &ResidentWindow,
         controller: PinPadController,
-        rows: &[Vec<char>],
+        rows: &[Vec<Option<char>>],
         on_done: impl Fn(EnteredSecret) + 'static,
     ) -> PinPadBinding {
         let adapter = window.global::<PinPadAdapter>();
@@ -288,7 +297,9 @@ impl PinPadBinding {
             .iter()
             .map(|row| KeyRow {
                 keys: ModelRc::new(VecModel::from(
-                    row.iter().map(|c| SharedString::from(c.to_string())).collect::<Vec<_>>(),
+                    row.iter()
+                        .map(|c| c.map(|c| SharedString::from(c.to_string())).unwrap_or_default())
+                        .collect::<Vec<_>>(),
                 )),
             })
             .collect();
@@ -435,16 +446,17 @@ mod tests {
         let mut rng = rand_core::OsRng;
         for secret in [Secret::AuthPin, Secret::SigningPassword] {
             let fixed = key_rows(secret, KeyOrder::Fixed, &mut rng);
-            let mut a: Vec<char> = fixed.concat();
-            let mut b: Vec<char> = key_rows(secret, KeyOrder::Shuffled, &mut rng).concat();
+            let mut a: Vec<char> = fixed.concat().into_iter().flatten().collect();
+            let mut b: Vec<char> =
+                key_rows(secret, KeyOrder::Shuffled, &mut rng).concat().into_iter().flatten().collect();
             a.sort_unstable();
             b.sort_unstable();
             assert_eq!(a, b);
             assert_eq!(a.len(), if secret == Secret::AuthPin { 10 } else { 36 });
         }
         let fixed = key_rows(Secret::AuthPin, KeyOrder::Fixed, &mut rng);
-        assert_eq!(fixed[0], vec!['1', '2', '3']);
-        assert_eq!(fixed[3], vec!['0']);
+        assert_eq!(fixed[0], vec![Some('1'), Some('2'), Some('3')]);
+        assert_eq!(fixed[3], vec![None, Some('0'), None]);
         // 20 shuffles of ten digits all equal to the fixed order: odds 1 in (10!)^20.
         let shuffled_differs = (0..20).any(|_| {
             key_rows(Secret::AuthPin, KeyOrder::Shuffled, &mut rng) != fixed
