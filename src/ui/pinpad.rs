@@ -68,31 +68,48 @@ pub enum KeyOrder {
     Shuffled,
 }
 
-/// The pad's keys for `secret`, in rows: digits in rows of three for the PIN (the last
-/// key alone in the middle of its row, as on a telephone), or rows of ten for the
-/// password (digits, then letters). Shuffled orders draw from `rng`, a parameter so
-/// tests can fix it. `None` is a gap.
-pub fn key_rows(secret: Secret, order: KeyOrder, rng: &mut impl RngCore) -> Vec<Vec<Option<char>>> {
-    let (mut keys, width): (Vec<char>, usize) = match secret {
-        Secret::AuthPin => (DIGITS.chars().collect(), 3),
-        Secret::SigningPassword => (DIGITS.chars().chain(LETTERS.chars()).collect(), 10),
-    };
+/// The pad's keys for `secret`, in rows; `None` is a gap.
+///
+/// The PIN has digits in rows of three, the last key alone in the middle of its row as
+/// on a telephone. The password has a row of ten digits above rows of ten letters, the
+/// short last row centred. Shuffling keeps digits and letters apart (each group is
+/// shuffled on its own), so 0 and O are never told apart by shape alone. Shuffled
+/// orders draw from `rng`, a parameter so tests can fix it.
+pub fn key_rows(
+    secret: Secret,
+    order: KeyOrder,
+    rng: &mut impl RngCore,
+) -> Vec<Vec<Option<char>>> {
+    let mut digits: Vec<char> = DIGITS.chars().collect();
+    let mut letters: Vec<char> = LETTERS.chars().collect();
     if order == KeyOrder::Shuffled {
-        // Fisher–Yates with unbiased draws.
-        for i in (1..keys.len()).rev() {
-            let j = uniform_below(rng, i + 1);
-            keys.swap(i, j);
-        }
+        shuffle(&mut digits, rng);
+        shuffle(&mut letters, rng);
     }
-    let mut rows: Vec<Vec<Option<char>>> =
-        keys.chunks(width).map(|row| row.iter().copied().map(Some).collect()).collect();
-    if secret == Secret::AuthPin {
-        // 1-2-3 / 4-5-6 / 7-8-9 / _-0-_
-        if let Some(last) = rows.last_mut() {
-            *last = vec![None, last[0], None];
+    let (groups, width) = match secret {
+        Secret::AuthPin => (vec![digits], 3),
+        Secret::SigningPassword => (vec![digits, letters], 10),
+    };
+    let mut rows = Vec::new();
+    for group in groups {
+        for chunk in group.chunks(width) {
+            // Centre a short row between gaps, so its keys keep the others' width.
+            let gap = width - chunk.len();
+            let mut row = vec![None; gap / 2];
+            row.extend(chunk.iter().copied().map(Some));
+            row.resize(width, None);
+            rows.push(row);
         }
     }
     rows
+}
+
+/// Fisher–Yates with unbiased draws.
+fn shuffle(keys: &mut [char], rng: &mut impl RngCore) {
+    for i in (1..keys.len()).rev() {
+        let j = uniform_below(rng, i + 1);
+        keys.swap(i, j);
+    }
 }
 
 /// A uniform draw from `0..n` (rejection sampling, no modulo bias).
@@ -457,6 +474,15 @@ mod tests {
         let fixed = key_rows(Secret::AuthPin, KeyOrder::Fixed, &mut rng);
         assert_eq!(fixed[0], vec![Some('1'), Some('2'), Some('3')]);
         assert_eq!(fixed[3], vec![None, Some('0'), None]);
+        // Password: digits on the first row, letters below, even when shuffled.
+        for order in [KeyOrder::Fixed, KeyOrder::Shuffled] {
+            let rows = key_rows(Secret::SigningPassword, order, &mut rng);
+            assert_eq!(rows.len(), 4);
+            assert!(rows.iter().all(|r| r.len() == 10));
+            assert!(rows[0].iter().all(|k| k.is_some_and(|c| c.is_ascii_digit())));
+            assert!(rows[1..].iter().flatten().flatten().all(char::is_ascii_uppercase));
+            assert_eq!(rows[3][..2], [None, None]);
+        }
         // 20 shuffles of ten digits all equal to the fixed order: odds 1 in (10!)^20.
         let shuffled_differs = (0..20).any(|_| {
             key_rows(Secret::AuthPin, KeyOrder::Shuffled, &mut rng) != fixed
