@@ -13,6 +13,7 @@
 //! - [`registry`]: the resident registry the applications are checked against;
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`staff`]: operators, sign-in and supervisor approvals;
+//! - [`ui`]: the Slint screens (staff window, resident PIN pad) and their adapters;
 //! - [`logging`]: `tracing` to journald or stderr, and redacted ids for log fields;
 //! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
 //! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
@@ -32,4 +33,5 @@ pub mod pki;
 pub mod registry;
 pub mod rules;
 pub mod staff;
+pub mod ui;
 pub mod vcard;
