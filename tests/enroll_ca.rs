@@ -608,23 +608,41 @@ fn reg_info_caps_validity_and_places_revocations_in_the_municipality_crl() {
     // Without a card expiry: the 5th birthday (1990-03-01) after the issuance date (JST).
     let today = (OffsetDateTime::now_utc() + time::Duration::hours(9)).date();
     let birthday = |y: i32| Date::from_calendar_date(y, Month::March, 1).unwrap();
-    let first = if birthday(today.year()) > today { today.year() } else { today.year() + 1 };
+    let first = if birthday(today.year()) > today {
+        today.year()
+    } else {
+        today.year() + 1
+    };
     let req = both_certificates(&ca);
-    let issued = client.enroll(&req, &mut |_| {}).expect("issued with regInfo");
+    let issued = client
+        .enroll(&req, &mut |_| {})
+        .expect("issued with regInfo");
     client.confirm(&issued).unwrap();
     for c in &issued.certificates {
-        assert_eq!(not_after(&c.certificate), end_of_jst_day(birthday(first + 4)), "{:?}", c.profile);
+        assert_eq!(
+            not_after(&c.certificate),
+            end_of_jst_day(birthday(first + 4)),
+            "{:?}",
+            c.profile
+        );
     }
 
     // A card that expires first caps the validity.
-    let expiry = today.replace_year(today.year() + 2).unwrap_or(today + time::Duration::days(730));
+    let expiry = today
+        .replace_year(today.year() + 2)
+        .unwrap_or(today + time::Duration::days(730));
     let capped = EnrollRequest {
         reg_info: reg_info(Some(expiry)),
         ..request(&ca, &[CertProfile::UserAuth])
     };
-    let capped = client.enroll(&capped, &mut |_| {}).expect("issued with a card expiry");
+    let capped = client
+        .enroll(&capped, &mut |_| {})
+        .expect("issued with a card expiry");
     client.confirm(&capped).unwrap();
-    assert_eq!(not_after(&capped.certificates[0].certificate), end_of_jst_day(expiry));
+    assert_eq!(
+        not_after(&capped.certificates[0].certificate),
+        end_of_jst_day(expiry)
+    );
 
     // A revocation lands in the municipality's partition and the full CRL, not elsewhere.
     let auth = &capped.certificates[0].certificate.tbs_certificate;
@@ -637,7 +655,9 @@ fn reg_info_caps_validity_and_places_revocations_in_the_municipality_crl() {
             transaction: Transaction::random(),
         })
         .expect("rp accepted");
-    assert!(crl_serials(&ca, &format!("/crl/{MUNICIPALITY}/auth.crl")).contains(&auth.serial_number));
+    assert!(
+        crl_serials(&ca, &format!("/crl/{MUNICIPALITY}/auth.crl")).contains(&auth.serial_number)
+    );
     assert!(crl_serials(&ca, "/crl/auth.crl").contains(&auth.serial_number));
     assert!(!crl_serials(&ca, "/crl/011002/auth.crl").contains(&auth.serial_number));
 
@@ -666,9 +686,11 @@ fn reg_info_caps_validity_and_places_revocations_in_the_municipality_crl() {
     )
     .unwrap();
     let (card_ref, muni): (Option<String>, Option<String>) = db
-        .query_row("SELECT card_ref, municipality FROM certs WHERE serial = ?1", [&serial], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT card_ref, municipality FROM certs WHERE serial = ?1",
+            [&serial],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let card_ref = card_ref.expect("card reference recorded");
     assert!(!card_ref.contains("CARD-0001"));
