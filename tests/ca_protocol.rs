@@ -58,6 +58,8 @@ fn int(v: u8) -> Int {
     Int::new(&[v]).unwrap()
 }
 
+/// A `crmf` 0.2 CertReqMsg: its regInfo is the SET-wrapped form, which the CA accepts for
+/// compatibility (the kiosk's client sends the RFC 4211 form, see `tests/enroll_ca.rs`).
 fn req_msg(id: u8, profile: CertProfile, pd: Option<&PersonalData>, reg: Option<&RegInfo>) -> CertReqMsg {
     let mut exts = vec![profile.policies_extension().unwrap()];
     if let Some(pd) = pd {

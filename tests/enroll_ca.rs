@@ -1,6 +1,7 @@
 //! The kiosk's CMP client against the reference CA (`jpki-ca serve`), over
 //! real loopback sockets: HTTPS with the RA client certificate, refusal of
-//! clients without one, and a retried transaction after a dropped response.
+//! clients without one, a retried transaction after a dropped response, and
+//! the RFC 4211 regInfo (validity cap, CRL partition, 異動 references).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use der::{DecodePem, Encode};
+use der::{Decode, DecodePem, Encode};
 use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
 use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
 use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
@@ -21,6 +22,9 @@ use jpki_kiosk::enroll::{
 };
 use rsa::pkcs8::DecodePrivateKey;
 use spki::SubjectPublicKeyInfoOwned;
+use time::{Date, Month, OffsetDateTime};
+use x509_cert::crl::CertificateList;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -200,11 +204,27 @@ fn request(ca: &CaProcess, profiles: &[CertProfile]) -> EnrollRequest {
             })
             .collect(),
         personal_data: profiles.contains(&CertProfile::Signing).then(resident),
-        // See docs/ca-protocol.md ("Kiosk client"): the reference CA does not yet decode RFC 4211
-        // regInfo, so these requests carry none.
-        reg_info: RegInfo::default(),
+        reg_info: reg_info(None),
         transaction: Transaction::random(),
     }
+}
+
+/// The municipality every request in these tests comes from.
+const MUNICIPALITY: &str = "131016";
+
+/// The resident's regInfo (birth date as in [`resident`]), with a card expiry if given.
+fn reg_info(card_expiry: Option<Date>) -> RegInfo {
+    let mut pairs =
+        format!("jpki-birth-date?419900301%municipality-code?{MUNICIPALITY}%card-id?CARD-0001%resident-id?R-42%");
+    if let Some(d) = card_expiry {
+        pairs += &format!(
+            "card-expiry?{:04}{:02}{:02}%",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        );
+    }
+    RegInfo::parse(&pairs).unwrap()
 }
 
 fn both_certificates(ca: &CaProcess) -> EnrollRequest {
@@ -554,4 +574,125 @@ fn certificates_that_never_reached_the_card_are_rejected_in_cert_conf() {
         )
         .unwrap();
     assert_eq!(revoked, 1, "the CA withdrew the undelivered certificate");
+}
+
+/// notAfter of `cert` as a UTC date-time.
+fn not_after(cert: &Certificate) -> OffsetDateTime {
+    let t = cert.tbs_certificate.validity.not_after.to_unix_duration();
+    OffsetDateTime::from_unix_timestamp(t.as_secs() as i64).unwrap()
+}
+
+/// The last second (14:59:59Z) of `d` in JST.
+fn end_of_jst_day(d: Date) -> OffsetDateTime {
+    d.with_hms(14, 59, 59).unwrap().assume_utc()
+}
+
+/// The serials on the CRL the CA serves at `path`.
+fn crl_serials(ca: &CaProcess, path: &str) -> Vec<SerialNumber> {
+    let resp = reqwest::blocking::get(format!("http://{}{path}", ca.http)).unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    let crl = CertificateList::from_der(&resp.bytes().unwrap()).unwrap();
+    crl.tbs_cert_list
+        .revoked_certificates
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.serial_number)
+        .collect()
+}
+
+#[test]
+fn reg_info_caps_validity_and_places_revocations_in_the_municipality_crl() {
+    let ca = CaProcess::start();
+    let client = ca.https_client();
+
+    // Without a card expiry: the 5th birthday (1990-03-01) after the issuance date (JST).
+    let today = (OffsetDateTime::now_utc() + time::Duration::hours(9)).date();
+    let birthday = |y: i32| Date::from_calendar_date(y, Month::March, 1).unwrap();
+    let first = if birthday(today.year()) > today {
+        today.year()
+    } else {
+        today.year() + 1
+    };
+    let req = both_certificates(&ca);
+    let issued = client
+        .enroll(&req, &mut |_| {})
+        .expect("issued with regInfo");
+    client.confirm(&issued).unwrap();
+    for c in &issued.certificates {
+        assert_eq!(
+            not_after(&c.certificate),
+            end_of_jst_day(birthday(first + 4)),
+            "{:?}",
+            c.profile
+        );
+    }
+
+    // A card that expires first caps the validity.
+    let expiry = today
+        .replace_year(today.year() + 2)
+        .unwrap_or(today + time::Duration::days(730));
+    let capped = EnrollRequest {
+        reg_info: reg_info(Some(expiry)),
+        ..request(&ca, &[CertProfile::UserAuth])
+    };
+    let capped = client
+        .enroll(&capped, &mut |_| {})
+        .expect("issued with a card expiry");
+    client.confirm(&capped).unwrap();
+    assert_eq!(
+        not_after(&capped.certificates[0].certificate),
+        end_of_jst_day(expiry)
+    );
+
+    // A revocation lands in the municipality's partition and the full CRL, not elsewhere.
+    let auth = &capped.certificates[0].certificate.tbs_certificate;
+    client
+        .revoke(&RevokeRequest {
+            serial: auth.serial_number.clone(),
+            issuer: auth.issuer.clone(),
+            reason: x509_cert::ext::pkix::crl::CrlReason::KeyCompromise,
+            invalidity_date: None,
+            transaction: Transaction::random(),
+        })
+        .expect("rp accepted");
+    assert!(
+        crl_serials(&ca, &format!("/crl/{MUNICIPALITY}/auth.crl")).contains(&auth.serial_number)
+    );
+    assert!(crl_serials(&ca, "/crl/auth.crl").contains(&auth.serial_number));
+    assert!(!crl_serials(&ca, "/crl/011002/auth.crl").contains(&auth.serial_number));
+
+    // A 異動 notice naming the resident (as the kiosk sent it in resident-id) revokes the
+    // signing certificate, which then shows in the municipality's signing CRL.
+    let sign = &issued.certificates[1];
+    assert_eq!(sign.profile, CertProfile::Signing);
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("http://{}/registry/notice", ca.http))
+        .header("Content-Type", "application/json")
+        .body(r#"{"change":"address","resident_id":"R-42"}"#)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let answer: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+    let serial = hex::encode_upper(sign.certificate.tbs_certificate.serial_number.as_bytes());
+    assert_eq!(answer["revoked"], serde_json::json!([serial]), "{answer}");
+    let sign_serial = &sign.certificate.tbs_certificate.serial_number;
+    assert!(crl_serials(&ca, &format!("/crl/{MUNICIPALITY}/sign.crl")).contains(sign_serial));
+    assert!(!crl_serials(&ca, "/crl/011002/sign.crl").contains(sign_serial));
+
+    // The card id reached the store too, as a keyed hash only.
+    let db = rusqlite::Connection::open_with_flags(
+        ca.path().join("ca.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let (card_ref, muni): (Option<String>, Option<String>) = db
+        .query_row(
+            "SELECT card_ref, municipality FROM certs WHERE serial = ?1",
+            [&serial],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let card_ref = card_ref.expect("card reference recorded");
+    assert!(!card_ref.contains("CARD-0001"));
+    assert_eq!(muni.as_deref(), Some(MUNICIPALITY));
 }

@@ -18,8 +18,8 @@ use cmpv2::status::{CertStatus, PkiStatus, PkiStatusInfo};
 use const_oid::ObjectIdentifier;
 use crmf::controls::CertId;
 use crmf::pop::ProofOfPossession;
-use crmf::request::{CertReqMsg, CertRequest};
-use der::asn1::{Any, GeneralizedTime, Int, Utf8StringRef};
+use crmf::request::CertRequest;
+use der::asn1::{Any, GeneralizedTime, Int};
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -35,7 +35,7 @@ use super::store::{NewCert, Store, TxRow};
 use super::{Ca, CaError};
 use crate::pki::jpki_profile::{requested_profile, CertProfile, PersonalData, RegInfo, OID_REGINFO_UTF8_PAIRS};
 use crate::pki::message::{
-    new_header, random_nonce, Body, ErrorContent, FailInfo, Message, PollRepEntry, StatusInfo,
+    new_header, random_nonce, Body, CertReqMsg, ErrorContent, FailInfo, Message, PollRepEntry, StatusInfo,
     ID_IT_CA_CERTS, ID_IT_IMPLICIT_CONFIRM,
 };
 use crate::pki::protection::{
@@ -219,9 +219,9 @@ impl Ca {
         let sender = self.authenticate(msg)?;
         let who = sender.label();
         let reply = match &msg.body {
-            Body::Cmp(PkiBody::Ir(reqs)) => self.issue_crmf(msg, tid, &sender, reqs, "ip")?,
-            Body::Cmp(PkiBody::Cr(reqs)) => self.issue_crmf(msg, tid, &sender, reqs, "cp")?,
-            Body::Cmp(PkiBody::KUr(reqs)) => self.issue_crmf(msg, tid, &sender, reqs, "kup")?,
+            Body::Ir(reqs) => self.issue_crmf(msg, tid, &sender, reqs, "ip")?,
+            Body::Cr(reqs) => self.issue_crmf(msg, tid, &sender, reqs, "cp")?,
+            Body::Kur(reqs) => self.issue_crmf(msg, tid, &sender, reqs, "kup")?,
             Body::Cmp(PkiBody::P10cr(csr)) => self.issue_p10(msg, tid, csr)?,
             Body::Cmp(PkiBody::CertConf(statuses)) => self.cert_conf(tid, statuses)?,
             Body::Cmp(PkiBody::Rr(details)) => self.revoke_request(msg, tid, &sender, details)?,
@@ -654,15 +654,13 @@ fn checked_input(
     Ok(IssueInput::check(profile, spki, personal, reg)?)
 }
 
+/// The utf8Pairs regInfo, in either wire form (see [`CertReqMsg::reg_info_utf8`]).
 fn reg_info(req: &CertReqMsg) -> Result<RegInfo, Fail> {
-    for attr in req.reg_info.iter().flatten() {
-        if attr.oid == OID_REGINFO_UTF8_PAIRS {
-            let v = attr.values.iter().next().ok_or_else(|| fail(FailInfo::BAD_REQUEST, "empty regInfo"))?;
-            let s: Utf8StringRef<'_> = v.decode_as().map_err(|_| fail(FailInfo::BAD_REQUEST, "regInfo is not a UTF8String"))?;
-            return RegInfo::parse(s.as_str()).map_err(|e| fail(FailInfo::BAD_REQUEST, e.to_string()));
-        }
+    match req.reg_info_utf8(OID_REGINFO_UTF8_PAIRS) {
+        Ok(Some(s)) => RegInfo::parse(&s).map_err(|e| fail(FailInfo::BAD_REQUEST, e.to_string())),
+        Ok(None) => Ok(RegInfo::default()),
+        Err(_) => Err(fail(FailInfo::BAD_REQUEST, "regInfo utf8Pairs is not one UTF8String")),
     }
-    Ok(RegInfo::default())
 }
 
 fn check_pop(req: &CertReqMsg, sender: &Sender) -> Result<(), Fail> {

@@ -4,8 +4,11 @@
 //! `cmpv2` 0.2 decodes `pollReq` as a `PollRepContent` and both poll bodies without their
 //! outer `SEQUENCE OF`; its `ErrorMsgContent` has private fields; and its `PKIFailureInfo`
 //! flag set stores bit *positions* as flag *values*, so no failInfo bit encodes correctly.
-//! [`Body`] therefore takes over the tags `[23]` (error), `[25]` (pollReq) and `[26]`
-//! (pollRep) and hands every other body to `cmpv2::body::PkiBody`.
+//! `crmf` 0.2 models `regInfo` as `SEQUENCE OF Attribute` (type + `SET OF` values) where
+//! RFC 4211 §3 has `SEQUENCE SIZE(1..MAX) OF AttributeTypeAndValue` (type + one value), so
+//! it cannot decode a request carrying RFC regInfo. [`Body`] therefore takes over the tags
+//! `[0]` (ir), `[2]` (cr), `[7]` (kur) with [`CertReqMsg`], `[23]` (error), `[25]` (pollReq)
+//! and `[26]` (pollRep), and hands every other body to `cmpv2::body::PkiBody`.
 //!
 //! This module only models and encodes messages; protection is in
 //! [`super::protection`], meaning (who may send what) in the CA and the client.
@@ -14,12 +17,18 @@ use cmpv2::body::PkiBody;
 use cmpv2::header::{PkiHeader, Pvno};
 use cmpv2::status::PkiStatus;
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, ContextSpecific, ContextSpecificRef, GeneralizedTime, Int, OctetString};
+use crmf::pop::ProofOfPossession;
+use crmf::request::CertRequest;
+use der::asn1::{
+    Any, BitString, ContextSpecific, ContextSpecificRef, GeneralizedTime, Int, OctetString, SetOfVec,
+    Utf8StringRef,
+};
 use der::{
     Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
     TagMode, TagNumber, Writer,
 };
 use rand_core::RngCore;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::Certificate;
 
@@ -169,6 +178,48 @@ pub struct PollRepEntry {
     pub reason: Option<Vec<String>>,
 }
 
+/// `CertReqMsg` (RFC 4211 §3) with `regInfo` as the RFC has it.
+///
+/// Each regInfo entry is decoded as `SEQUENCE { type OID, value ANY }`, which also accepts
+/// the `crmf` 0.2 form (`value` a `SET OF` with one element); [`CertReqMsg::reg_info_utf8`]
+/// reads either. The entries keep their bytes, so a re-encoding equals what was received.
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct CertReqMsg {
+    /// The request proper.
+    pub cert_req: CertRequest,
+    /// Proof of possession.
+    pub popo: Option<ProofOfPossession>,
+    /// `regInfo SEQUENCE SIZE(1..MAX) OF AttributeTypeAndValue OPTIONAL`.
+    pub reg_info: Option<Vec<AttributeTypeAndValue>>,
+}
+
+impl CertReqMsg {
+    /// The UTF8String value of the first regInfo entry of type `oid`, in the RFC 4211 form
+    /// (`AttributeTypeAndValue`) or the `crmf` 0.2 form (one value in a `SET OF`).
+    /// `Ok(None)` when there is no such entry; an error when its value is not one UTF8String.
+    pub fn reg_info_utf8(&self, oid: ObjectIdentifier) -> der::Result<Option<String>> {
+        let Some(entry) = self.reg_info.iter().flatten().find(|e| e.oid == oid) else {
+            return Ok(None);
+        };
+        let single;
+        let value = if der::Tagged::tag(&entry.value) == Tag::Set {
+            let set: SetOfVec<Any> = entry.value.decode_as()?;
+            if set.len() != 1 {
+                return Err(der::Error::new(der::ErrorKind::Value { tag: Tag::Set }, Length::ZERO));
+            }
+            single = set.into_vec().remove(0);
+            &single
+        } else {
+            &entry.value
+        };
+        let s: Utf8StringRef<'_> = value.decode_as()?;
+        Ok(Some(s.as_str().to_owned()))
+    }
+}
+
+const TAG_IR: u8 = 0;
+const TAG_CR: u8 = 2;
+const TAG_KUR: u8 = 7;
 const TAG_ERROR: u8 = 23;
 const TAG_POLL_REQ: u8 = 25;
 const TAG_POLL_REP: u8 = 26;
@@ -179,9 +230,16 @@ const TAG_POLL_REP: u8 = 26;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Body<'a> {
-    /// Every body `cmpv2` models correctly (ir, ip, cr, cp, p10cr, kur, kup, rr, rp,
-    /// certConf, pkiConf, genm, genp, …).
+    /// Every body `cmpv2` models correctly (ip, cp, p10cr, kup, rr, rp, certConf, pkiConf,
+    /// genm, genp, …). Its ir/cr/kur still encode (with `crmf`'s regInfo form) but decode
+    /// as [`Body::Ir`], [`Body::Cr`], [`Body::Kur`].
     Cmp(PkiBody<'a>),
+    /// `[0] ir`.
+    Ir(Vec<CertReqMsg>),
+    /// `[2] cr`.
+    Cr(Vec<CertReqMsg>),
+    /// `[7] kur`.
+    Kur(Vec<CertReqMsg>),
     /// `[23] error`.
     Error(ErrorContent),
     /// `[25] pollReq`.
@@ -194,6 +252,9 @@ impl Body<'_> {
     /// The body's name as RFC 4210 spells it (for logs and audit records).
     pub fn name(&self) -> &'static str {
         match self {
+            Body::Ir(_) => "ir",
+            Body::Cr(_) => "cr",
+            Body::Kur(_) => "kur",
             Body::Error(_) => "error",
             Body::PollReq(_) => "pollReq",
             Body::PollRep(_) => "pollRep",
@@ -225,6 +286,15 @@ impl<'a> Decode<'a> for Body<'a> {
     fn decode<R: Reader<'a>>(reader: &mut R) -> der::Result<Self> {
         let tag = reader.peek_tag()?;
         match tag {
+            Tag::ContextSpecific { number, constructed: true } if number == ctx(TAG_IR) => {
+                Ok(Body::Ir(ContextSpecific::<Vec<CertReqMsg>>::decode(reader)?.value))
+            }
+            Tag::ContextSpecific { number, constructed: true } if number == ctx(TAG_CR) => {
+                Ok(Body::Cr(ContextSpecific::<Vec<CertReqMsg>>::decode(reader)?.value))
+            }
+            Tag::ContextSpecific { number, constructed: true } if number == ctx(TAG_KUR) => {
+                Ok(Body::Kur(ContextSpecific::<Vec<CertReqMsg>>::decode(reader)?.value))
+            }
             Tag::ContextSpecific { number, constructed: true } if number == ctx(TAG_ERROR) => {
                 let c = ContextSpecific::<ErrorContent>::decode(reader)?;
                 Ok(Body::Error(c.value))
@@ -250,6 +320,9 @@ impl Encode for Body<'_> {
     fn encoded_len(&self) -> der::Result<Length> {
         match self {
             Body::Cmp(b) => b.encoded_len(),
+            Body::Ir(r) => explicit(TAG_IR, r).encoded_len(),
+            Body::Cr(r) => explicit(TAG_CR, r).encoded_len(),
+            Body::Kur(r) => explicit(TAG_KUR, r).encoded_len(),
             Body::Error(e) => explicit(TAG_ERROR, e).encoded_len(),
             Body::PollReq(p) => explicit(TAG_POLL_REQ, p).encoded_len(),
             Body::PollRep(p) => explicit(TAG_POLL_REP, p).encoded_len(),
@@ -258,6 +331,9 @@ impl Encode for Body<'_> {
     fn encode(&self, writer: &mut impl Writer) -> der::Result<()> {
         match self {
             Body::Cmp(b) => b.encode(writer),
+            Body::Ir(r) => explicit(TAG_IR, r).encode(writer),
+            Body::Cr(r) => explicit(TAG_CR, r).encode(writer),
+            Body::Kur(r) => explicit(TAG_KUR, r).encode(writer),
             Body::Error(e) => explicit(TAG_ERROR, e).encode(writer),
             Body::PollReq(p) => explicit(TAG_POLL_REQ, p).encode(writer),
             Body::PollRep(p) => explicit(TAG_POLL_REP, p).encode(writer),
@@ -387,5 +463,64 @@ mod tests {
         let body = Body::PollReq(vec![PollReqEntry { cert_req_id: Int::new(&[0]).unwrap() }]);
         // [25] { SEQUENCE { SEQUENCE { INTEGER 0 } } }
         assert_eq!(body.to_der().unwrap(), [0xB9, 0x07, 0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00]);
+    }
+
+    fn req_with_reg_info(entry_der: &[u8]) -> Vec<u8> {
+        // ir { CertReqMsg { certReq { certReqId 0, certTemplate {} }, regInfo { entry } } }
+        let cert_req = [0x30, 0x05, 0x02, 0x01, 0x00, 0x30, 0x00];
+        let reg_info = [&[0x30, entry_der.len() as u8][..], entry_der].concat();
+        let msg_body = [&cert_req[..], &reg_info[..]].concat();
+        let msg = [&[0x30, msg_body.len() as u8][..], &msg_body[..]].concat();
+        let seq = [&[0x30, msg.len() as u8][..], &msg[..]].concat();
+        [&[0xA0, seq.len() as u8][..], &seq[..]].concat()
+    }
+
+    fn utf8_pairs_entry(set_form: bool) -> Vec<u8> {
+        // id-regInfo-utf8Pairs 1.3.6.1.5.5.7.5.2.1, value UTF8String "card-id?C1%".
+        let oid = [0x06, 0x09, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x05, 0x02, 0x01];
+        let text = b"card-id?C1%";
+        let utf8 = [&[0x0C, text.len() as u8][..], &text[..]].concat();
+        let value = if set_form { [&[0x31, utf8.len() as u8][..], &utf8[..]].concat() } else { utf8 };
+        let inner = [&oid[..], &value[..]].concat();
+        [&[0x30, inner.len() as u8][..], &inner[..]].concat()
+    }
+
+    #[test]
+    fn reg_info_decodes_in_rfc_and_set_forms_and_re_encodes_byte_for_byte() {
+        let oid = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
+        for set_form in [false, true] {
+            let der = req_with_reg_info(&utf8_pairs_entry(set_form));
+            let body = Body::from_der(&der).unwrap();
+            let Body::Ir(reqs) = &body else { panic!("not ir: {}", body.name()) };
+            assert_eq!(reqs[0].reg_info_utf8(oid).unwrap().as_deref(), Some("card-id?C1%"), "set form {set_form}");
+            assert_eq!(reqs[0].reg_info_utf8(ID_IT_CA_CERTS).unwrap(), None);
+            // Protection is computed over a re-encoding: it must be the bytes received.
+            assert_eq!(body.to_der().unwrap(), der);
+        }
+        // A SET with two values, or a value that is not a UTF8String, is refused.
+        // (Entry layout: 30 L | 06 09 <oid> | value at offset 13.)
+        let mut two = utf8_pairs_entry(true);
+        let utf8 = two[15..].to_vec();
+        two.extend_from_slice(&utf8);
+        two[1] += utf8.len() as u8;
+        two[14] += utf8.len() as u8;
+        let Body::Ir(reqs) = Body::from_der(&req_with_reg_info(&two)).unwrap() else { panic!() };
+        assert!(reqs[0].reg_info_utf8(oid).is_err());
+        let mut int = utf8_pairs_entry(false);
+        int[13] = 0x02;
+        let Body::Ir(reqs) = Body::from_der(&req_with_reg_info(&int)).unwrap() else { panic!() };
+        assert!(reqs[0].reg_info_utf8(oid).is_err());
+    }
+
+    #[test]
+    fn cr_and_kur_decode_with_the_corrected_request_type() {
+        let ir = req_with_reg_info(&utf8_pairs_entry(false));
+        for (tag, name) in [(0xA2u8, "cr"), (0xA7, "kur")] {
+            let mut der = ir.clone();
+            der[0] = tag;
+            let body = Body::from_der(&der).unwrap();
+            assert_eq!(body.name(), name);
+            assert_eq!(body.to_der().unwrap(), der);
+        }
     }
 }
