@@ -10,6 +10,8 @@
 //! - [`ca`]: the reference prefectural CA (a test peer, never shipped);
 //! - [`enroll`]: the kiosk's CMP client;
 //! - [`rules`]: the counter's rules as pure functions;
+//! - [`ledger`]: the counter's cash ledger, refunds and close of day;
+//! - [`print`]: receipts, issuance records and the day's ledger as PDF, and their printing;
 //! - [`registry`]: the resident registry the applications are checked against;
 //! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
 //! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
@@ -20,8 +22,10 @@ pub mod ca;
 pub mod card;
 pub mod carddemo;
 pub mod enroll;
+pub mod ledger;
 pub mod peers;
 pub mod pki;
+pub mod print;
 pub mod registry;
 pub mod rules;
 pub mod vcard;

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 
 use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
 use jpki_kiosk::carddemo::{self, DemoOptions, DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD};
+use jpki_kiosk::ledger::store::parse_day;
+use jpki_kiosk::print::day::{export_day, DayExport, Heading};
+use jpki_kiosk::print::DEFAULT_FONT_PATH;
 
 #[derive(Parser)]
 #[command(name = "jpki-kiosk", version, about = "JPKI certificate issuance kiosk")]
@@ -40,6 +43,38 @@ enum Cmd {
         #[arg(long, hide = true)]
         stats: bool,
     },
+    /// The day's ledger: entries, totals by visit kind and payment method, expected cash
+    /// and the close of day, as a summary on stdout and optionally as PDF and CSV.
+    Ledger {
+        /// The kiosk's data directory; the ledger is DIR/kiosk.db.
+        #[arg(long)]
+        data: PathBuf,
+        /// The ledger database, when not DIR/kiosk.db.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The business day, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: time::Date,
+        /// Write the ledger as PDF (A4) here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// Write the entries as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The Japanese font for the PDF.
+        #[arg(long, default_value = DEFAULT_FONT_PATH)]
+        font: PathBuf,
+        /// The municipality, printed in the heading.
+        #[arg(long, default_value = "")]
+        municipality: String,
+        /// The counter, printed in the heading.
+        #[arg(long, default_value = "")]
+        counter: String,
+    },
+}
+
+fn parse_date(s: &str) -> Result<time::Date, String> {
+    parse_day(s).ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))
 }
 
 fn main() -> ExitCode {
@@ -49,6 +84,27 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Ledger { data, db, date, pdf, csv, font, municipality, counter } => {
+            let opts = DayExport {
+                data_dir: data,
+                db,
+                day: date,
+                pdf,
+                csv,
+                font,
+                heading: Heading { municipality, counter },
+            };
+            match export_day(&opts) {
+                Ok(summary) => {
+                    print!("{}", summary.to_text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("jpki-kiosk: ledger: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
             let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
             // From here on the PINs live only in their zeroizing newtypes.

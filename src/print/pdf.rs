@@ -1,0 +1,337 @@
+//! A small line-based PDF writer on top of printpdf: rows of positioned text cells, rules
+//! and gaps, flowed top to bottom onto 80 mm roll paper or A4 pages.
+//!
+//! What it is: the one place that touches printpdf, so receipts and the ledger describe
+//! *what* to print and this module decides *where*. The font is subset on save (printpdf's
+//! `text_layout` feature), so a receipt is kilobytes, not the 4 MB of the whole font.
+//! What it is not: a text shaper. Japanese needs no shaping; a cell that is too wide is
+//! the caller's to shorten (see [`Font::fit`]).
+
+use std::path::{Path, PathBuf};
+
+use printpdf::{
+    Line, LinePoint, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
+    Point, Pt, TextItem,
+};
+
+use super::PrintError;
+
+/// Where Debian's `fonts-ipaexfont-gothic` installs IPAex Gothic.
+pub const DEFAULT_FONT_PATH: &str = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf";
+
+/// A loaded TrueType/OpenType font.
+pub struct Font {
+    parsed: ParsedFont,
+    path: PathBuf,
+    units_per_em: f32,
+}
+
+impl std::fmt::Debug for Font {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Font").field("path", &self.path).finish()
+    }
+}
+
+impl Font {
+    /// Loads face 0 of the font file at `path`.
+    pub fn load(path: &Path) -> Result<Font, PrintError> {
+        let bytes = std::fs::read(path).map_err(|source| PrintError::FontMissing {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut warnings = Vec::new();
+        let parsed = ParsedFont::from_bytes(&bytes, 0, &mut warnings)
+            .ok_or_else(|| PrintError::FontUnreadable { path: path.to_owned() })?;
+        let units_per_em = f32::from(parsed.pdf_font_metrics.units_per_em.max(1));
+        Ok(Font { parsed, path: path.to_owned(), units_per_em })
+    }
+
+    /// Loads IPAex Gothic from [`DEFAULT_FONT_PATH`].
+    pub fn load_default() -> Result<Font, PrintError> {
+        Font::load(Path::new(DEFAULT_FONT_PATH))
+    }
+
+    /// The file the font came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether every character of `text` has a glyph (else it would print as a box).
+    pub fn covers(&self, text: &str) -> bool {
+        text.chars().all(|c| c.is_whitespace() || self.parsed.lookup_glyph_index(c as u32).is_some())
+    }
+
+    /// The advance width of `text` at `size`, in points.
+    pub fn width_pt(&self, text: &str, size: f32) -> f32 {
+        let units: u32 = text
+            .chars()
+            .map(|c| {
+                let gid = self.parsed.lookup_glyph_index(c as u32).unwrap_or(0);
+                u32::from(self.parsed.get_horizontal_advance(gid))
+            })
+            .sum();
+        units as f32 / self.units_per_em * size
+    }
+
+    /// `text`, cut to `max_pt` wide with a trailing `…` if it does not fit.
+    pub fn fit(&self, text: &str, size: f32, max_pt: f32) -> String {
+        if self.width_pt(text, size) <= max_pt {
+            return text.to_owned();
+        }
+        let mut out = String::new();
+        for c in text.chars() {
+            out.push(c);
+            if self.width_pt(&out, size) + self.width_pt("…", size) > max_pt {
+                out.pop();
+                break;
+            }
+        }
+        out.push('…');
+        out
+    }
+}
+
+/// The paper a document is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paper {
+    /// 80 mm thermal roll (72 mm printable); the page is as long as its content.
+    Roll80,
+    /// A4 portrait, paginated.
+    A4,
+}
+
+impl Paper {
+    /// Page width in mm.
+    pub fn width_mm(self) -> f32 {
+        match self {
+            Paper::Roll80 => 80.0,
+            Paper::A4 => 210.0,
+        }
+    }
+
+    /// Left and right margin in mm (80 mm printers cannot print the outer 4 mm).
+    pub fn margin_mm(self) -> f32 {
+        match self {
+            Paper::Roll80 => 4.0,
+            Paper::A4 => 18.0,
+        }
+    }
+
+    fn page_height_mm(self) -> Option<f32> {
+        match self {
+            Paper::Roll80 => None,
+            Paper::A4 => Some(297.0),
+        }
+    }
+}
+
+/// How a cell sits on its x position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    /// x is the left edge.
+    Left,
+    /// x is the right edge.
+    Right,
+    /// x is the centre.
+    Center,
+}
+
+/// One piece of text on a row; `x_mm` counts from the left margin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Position from the left margin.
+    pub x_mm: f32,
+    /// Alignment on `x_mm`.
+    pub align: Align,
+    /// The text.
+    pub text: String,
+}
+
+/// A vertical piece of a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A row of cells at one font size (points).
+    Row {
+        /// Font size in points.
+        size: f32,
+        /// The cells.
+        cells: Vec<Cell>,
+    },
+    /// A horizontal line across the printable width.
+    Rule,
+    /// Empty space in mm.
+    Gap(f32),
+}
+
+impl Block {
+    /// A row with one left-aligned cell.
+    pub fn left(size: f32, text: impl Into<String>) -> Block {
+        Block::Row { size, cells: vec![Cell { x_mm: 0.0, align: Align::Left, text: text.into() }] }
+    }
+
+    /// A row with one centred cell across `width_mm`.
+    pub fn centered(size: f32, width_mm: f32, text: impl Into<String>) -> Block {
+        Block::Row {
+            size,
+            cells: vec![Cell { x_mm: width_mm / 2.0, align: Align::Center, text: text.into() }],
+        }
+    }
+
+    /// A label on the left and a value flush right at `width_mm`.
+    pub fn pair(size: f32, width_mm: f32, label: impl Into<String>, value: impl Into<String>) -> Block {
+        Block::Row {
+            size,
+            cells: vec![
+                Cell { x_mm: 0.0, align: Align::Left, text: label.into() },
+                Cell { x_mm: width_mm, align: Align::Right, text: value.into() },
+            ],
+        }
+    }
+
+    fn height_mm(&self) -> f32 {
+        match self {
+            // 1.45 × the font size: room for the CJK ascent and descent plus leading.
+            Block::Row { size, .. } => Pt(size * 1.45).into_mm(),
+            Block::Rule => 2.0,
+            Block::Gap(mm) => *mm,
+        }
+    }
+}
+
+trait IntoMm {
+    fn into_mm(self) -> f32;
+}
+
+impl IntoMm for Pt {
+    fn into_mm(self) -> f32 {
+        self.0 * 25.4 / 72.0
+    }
+}
+
+const TOP_MM: f32 = 6.0;
+const BOTTOM_MM: f32 = 8.0;
+
+/// Lays `blocks` out on `paper` and returns the PDF. `repeat` blocks head every page after
+/// the first (the ledger's column titles).
+pub fn render(
+    title: &str,
+    font: &Font,
+    paper: Paper,
+    blocks: &[Block],
+    repeat: &[Block],
+) -> Result<Vec<u8>, PrintError> {
+    let mut doc = PdfDocument::new(title);
+    let font_id = doc.add_font(&font.parsed);
+    let handle = PdfFontHandle::External(font_id);
+    let margin = paper.margin_mm();
+    let printable = paper.width_mm() - 2.0 * margin;
+
+    // Split into pages (a roll is one page as long as its content).
+    let mut pages: Vec<Vec<&Block>> = vec![Vec::new()];
+    let mut used = 0.0;
+    for b in blocks {
+        let h = b.height_mm();
+        if let Some(page_h) = paper.page_height_mm() {
+            if used + h > page_h - TOP_MM - BOTTOM_MM - 10.0 && !pages.last().is_some_and(Vec::is_empty) {
+                pages.push(repeat.iter().collect());
+                used = repeat.iter().map(Block::height_mm).sum();
+            }
+        }
+        used += h;
+        if let Some(last) = pages.last_mut() {
+            last.push(b);
+        }
+    }
+
+    let total = pages.len();
+    let mut out_pages = Vec::with_capacity(total);
+    for (n, page_blocks) in pages.into_iter().enumerate() {
+        let content: f32 = page_blocks.iter().map(|b| b.height_mm()).sum();
+        let height = paper.page_height_mm().unwrap_or(TOP_MM + content + BOTTOM_MM);
+        let mut ops = Vec::with_capacity(page_blocks.len() * 6);
+        let mut y = height - TOP_MM;
+        let placed = |ops: &mut Vec<Op>, size: f32, x_mm: f32, baseline: f32, text: &str| {
+            // One text section per cell: Td is relative to the line start, so absolute
+            // positions need a fresh section each time.
+            ops.push(Op::StartTextSection);
+            ops.push(Op::SetFont { font: handle.clone(), size: Pt(size) });
+            ops.push(Op::SetTextCursor { pos: Point { x: Mm(x_mm).into(), y: Mm(baseline).into() } });
+            ops.push(Op::ShowText { items: vec![TextItem::Text(text.to_owned())] });
+            ops.push(Op::EndTextSection);
+        };
+        for b in page_blocks {
+            let h = b.height_mm();
+            match b {
+                Block::Row { size, cells } => {
+                    let baseline = y - Pt(*size).into_mm() * 1.1;
+                    for c in cells {
+                        let w = Pt(font.width_pt(&c.text, *size)).into_mm();
+                        let x = margin
+                            + match c.align {
+                                Align::Left => c.x_mm,
+                                Align::Right => c.x_mm - w,
+                                Align::Center => c.x_mm - w / 2.0,
+                            };
+                        placed(&mut ops, *size, x, baseline, &c.text);
+                    }
+                }
+                Block::Rule => {
+                    let ly = y - 1.0;
+                    ops.push(Op::SetOutlineThickness { pt: Pt(0.5) });
+                    ops.push(Op::DrawLine {
+                        line: Line {
+                            points: vec![
+                                LinePoint { p: Point { x: Mm(margin).into(), y: Mm(ly).into() }, bezier: false },
+                                LinePoint {
+                                    p: Point { x: Mm(margin + printable).into(), y: Mm(ly).into() },
+                                    bezier: false,
+                                },
+                            ],
+                            is_closed: false,
+                        },
+                    });
+                }
+                Block::Gap(_) => {}
+            }
+            y -= h;
+        }
+        if total > 1 {
+            let text = format!("{} / {}", n + 1, total);
+            let w = Pt(font.width_pt(&text, 8.0)).into_mm();
+            placed(&mut ops, 8.0, margin + printable / 2.0 - w / 2.0, BOTTOM_MM, &text);
+        }
+        out_pages.push(PdfPage::new(Mm(paper.width_mm()), Mm(height), ops));
+    }
+    let mut warnings = Vec::new();
+    let bytes = doc
+        .with_pages(out_pages)
+        .save(&PdfSaveOptions { subset_fonts: true, ..Default::default() }, &mut warnings);
+    if bytes.is_empty() {
+        return Err(PrintError::Render);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_font_names_the_path() {
+        let err = Font::load(Path::new("/nonexistent/font.ttf")).unwrap_err();
+        assert!(matches!(&err, PrintError::FontMissing { .. }));
+        assert!(err.to_string().contains("/nonexistent/font.ttf"), "{err}");
+        assert!(err.to_string().contains("fonts-ipaexfont-gothic"), "{err}");
+    }
+
+    #[test]
+    fn width_and_fit() {
+        let f = Font::load_default().unwrap();
+        // IPAex: full-width kana are 1 em.
+        assert!((f.width_pt("あい", 10.0) - 20.0).abs() < 0.01);
+        let cut = f.fit("領収書領収書領収書", 10.0, 35.0);
+        assert!(cut.ends_with('…') && f.width_pt(&cut, 10.0) <= 35.0, "{cut}");
+        assert!(f.covers("領収書 200円"));
+        assert!(!f.covers("\u{F8F0}"), "a private-use 外字 has no glyph");
+    }
+}
