@@ -62,7 +62,7 @@ struct Expect {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3, max_shrink_iters: 20, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2, max_shrink_iters: 20, ..ProptestConfig::default() })]
 
     #[test]
     fn a_day_of_10000_visits_sums_exactly(visits in prop::collection::vec(gen_visit(), 10_000)) {

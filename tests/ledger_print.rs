@@ -190,7 +190,7 @@ fn ledger_command_writes_pdf_and_csv() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["entries: 7", "collected_yen: 400", "refunded_yen: 200", "waived_yen: 200", "expected_cash_yen: 0", "counted_cash_yen: 100", "variance_yen: 100"] {
+    for line in ["entries: 7", "collected_yen: 600", "refunded_yen: 200", "waived_yen: 200", "net_yen: 400", "expected_cash_yen: 200", "counted_cash_yen: 100", "variance_yen: -100"] {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
     let text = pdftotext(&pdf);
@@ -207,7 +207,7 @@ fn ledger_command_writes_pdf_and_csv() {
     let h = r.headers().unwrap().clone();
     let col = |name: &str| h.iter().position(|c| c == name).unwrap();
     let net: i64 = rows.iter().map(|row| row[col("signed_amount_yen")].parse::<i64>().unwrap()).sum();
-    assert_eq!(net, 200);
+    assert_eq!(net, 400);
     let refund = rows.iter().find(|row| &row[col("entry_kind")] == "refund").unwrap();
     assert_eq!(&refund[col("reason")], "二重徴収のため返金");
     assert_eq!(&refund[col("audit_ref")], "600");
@@ -389,7 +389,7 @@ fn receipt_prints_through_cups_after_a_refusing_printer() {
     assert_eq!(ledger.entries(entry.business_day).unwrap().iter().filter(|e| e.visit_id == entry.visit_id).count(), 1);
     // The refused try reached no paper, so the printed copy is the original.
     let Printed::Queued { pdf, .. } = printed else { unreachable!() };
-    assert!(!pdftotext(&pdf).contains("再発行"));
+    assert!(!pdftotext(&pdf).contains("【再発行】"));
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn no_printer_saves_the_pdf_and_reprints_are_marked() {
         panic!("saved expected")
     };
     assert!(pdf.starts_with(&spool));
-    assert!(!pdftotext(&pdf).contains("再発行"), "the first copy is the original");
+    assert!(!pdftotext(&pdf).contains("【再発行】"), "the first copy is the original");
     let again = jobs::reprint(&ledger, entry.id, SlipKind::Receipt).unwrap();
     assert_ne!(again, job);
     let Printed::Saved { pdf: second } = jobs::run(&ledger, again, &slip(SlipKind::Receipt), Paper::Roll80, &font, &Output::SaveOnly, &spool).unwrap() else {
