@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use printpdf::{
     Line, LinePoint, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
-    Point, Pt, TextItem,
+    Point, Pt, TextItem, TextMatrix,
 };
 
 use super::PrintError;
@@ -248,47 +248,45 @@ pub fn render(
     for (n, page_blocks) in pages.into_iter().enumerate() {
         let content: f32 = page_blocks.iter().map(|b| b.height_mm()).sum();
         let height = paper.page_height_mm().unwrap_or(TOP_MM + content + BOTTOM_MM);
-        let mut ops = Vec::with_capacity(page_blocks.len() * 6);
-        let mut y = height - TOP_MM;
-        let placed = |ops: &mut Vec<Op>, size: f32, x_mm: f32, baseline: f32, text: &str| {
-            // One text section per cell: Td is relative to the line start, so absolute
-            // positions need a fresh section each time.
-            ops.push(Op::StartTextSection);
-            ops.push(Op::SetFont { font: handle.clone(), size: Pt(size) });
-            ops.push(Op::SetTextCursor { pos: Point { x: Mm(x_mm).into(), y: Mm(baseline).into() } });
+        // Text goes in one section per page, each cell placed with an absolute text matrix
+        // (`Tm`); `Td` would be relative to the previous line. Rules go after the section.
+        let mut text_ops = Vec::with_capacity(page_blocks.len() * 8 + 2);
+        let mut rule_ops = Vec::new();
+        text_ops.push(Op::StartTextSection);
+        let mut current_size = 0.0f32;
+        let mut place = |ops: &mut Vec<Op>, size: f32, x_mm: f32, baseline: f32, text: &str| {
+            if size != current_size {
+                ops.push(Op::SetFont { font: handle.clone(), size: Pt(size) });
+                current_size = size;
+            }
+            ops.push(Op::SetTextMatrix {
+                matrix: TextMatrix::Translate(Mm(x_mm).into(), Mm(baseline).into()),
+            });
             ops.push(Op::ShowText { items: vec![TextItem::Text(text.to_owned())] });
-            ops.push(Op::EndTextSection);
         };
+        let mut y = height - TOP_MM;
         for b in page_blocks {
             let h = b.height_mm();
             match b {
                 Block::Row { size, cells } => {
                     let baseline = y - Pt(*size).into_mm() * 1.1;
                     for c in cells {
-                        let w = Pt(font.width_pt(&c.text, *size)).into_mm();
                         let x = margin
                             + match c.align {
                                 Align::Left => c.x_mm,
-                                Align::Right => c.x_mm - w,
-                                Align::Center => c.x_mm - w / 2.0,
+                                Align::Right => c.x_mm - Pt(font.width_pt(&c.text, *size)).into_mm(),
+                                Align::Center => {
+                                    c.x_mm - Pt(font.width_pt(&c.text, *size)).into_mm() / 2.0
+                                }
                             };
-                        placed(&mut ops, *size, x, baseline, &c.text);
+                        place(&mut text_ops, *size, x, baseline, &c.text);
                     }
                 }
                 Block::Rule => {
                     let ly = y - 1.0;
-                    ops.push(Op::SetOutlineThickness { pt: Pt(0.5) });
-                    ops.push(Op::DrawLine {
-                        line: Line {
-                            points: vec![
-                                LinePoint { p: Point { x: Mm(margin).into(), y: Mm(ly).into() }, bezier: false },
-                                LinePoint {
-                                    p: Point { x: Mm(margin + printable).into(), y: Mm(ly).into() },
-                                    bezier: false,
-                                },
-                            ],
-                            is_closed: false,
-                        },
+                    let point = |x: f32| LinePoint { p: Point { x: Mm(x).into(), y: Mm(ly).into() }, bezier: false };
+                    rule_ops.push(Op::DrawLine {
+                        line: Line { points: vec![point(margin), point(margin + printable)], is_closed: false },
                     });
                 }
                 Block::Gap(_) => {}
@@ -298,7 +296,13 @@ pub fn render(
         if total > 1 {
             let text = format!("{} / {}", n + 1, total);
             let w = Pt(font.width_pt(&text, 8.0)).into_mm();
-            placed(&mut ops, 8.0, margin + printable / 2.0 - w / 2.0, BOTTOM_MM, &text);
+            place(&mut text_ops, 8.0, margin + printable / 2.0 - w / 2.0, BOTTOM_MM, &text);
+        }
+        text_ops.push(Op::EndTextSection);
+        let mut ops = text_ops;
+        if !rule_ops.is_empty() {
+            ops.push(Op::SetOutlineThickness { pt: Pt(0.5) });
+            ops.extend(rule_ops);
         }
         out_pages.push(PdfPage::new(Mm(paper.width_mm()), Mm(height), ops));
     }

@@ -188,7 +188,14 @@ pub fn render(slip: &Slip, paper: Paper, font: &Font) -> Result<Vec<u8>, PrintEr
         b.push(Block::left(body, "交付内容"));
         for item in &slip.issued {
             let until = item.valid_until.map_or("—".to_owned(), |d| format!("{}まで", format_date_ja(d)));
-            b.push(Block::pair(small, w, format!("・{}", item.what), format!("有効期限 {until}")));
+            let (what, until) = (format!("・{}", item.what), format!("有効期限 {until}"));
+            if font.width_pt(&what, small) + font.width_pt(&until, small) + small > w * 72.0 / 25.4 {
+                // Too long for one line of the roll: the validity goes under the item.
+                b.push(Block::left(small, what));
+                b.push(Block::pair(small, w, "", until));
+            } else {
+                b.push(Block::pair(small, w, what, until));
+            }
         }
     }
     b.push(Block::Rule);
