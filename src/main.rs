@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
 use jpki_kiosk::carddemo::{self, DemoOptions, DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD};
 use jpki_kiosk::ledger::store::parse_day;
-use jpki_kiosk::print::day::{export_day, DayExport, Heading};
+use jpki_kiosk::ledger::Approval;
+use jpki_kiosk::print::day::{export_day, DayCloseArgs, DayExport, Heading};
+use jpki_kiosk::rules::fee::Yen;
 use jpki_kiosk::print::DEFAULT_FONT_PATH;
 
 #[derive(Parser)]
@@ -70,6 +72,19 @@ enum Cmd {
         /// The counter, printed in the heading.
         #[arg(long, default_value = "")]
         counter: String,
+        /// Close the day first: the cash counted in the drawer, in whole yen. The day is
+        /// locked afterwards; later payments go to the next business day.
+        #[arg(long, value_name = "YEN", requires = "operator")]
+        close_counted: Option<u32>,
+        /// The cashier closing the day.
+        #[arg(long)]
+        operator: Option<String>,
+        /// The supervisor who approves a cash variance.
+        #[arg(long, requires = "reason")]
+        supervisor: Option<String>,
+        /// Why counted and expected cash differ.
+        #[arg(long, requires = "supervisor")]
+        reason: Option<String>,
     },
 }
 
@@ -84,8 +99,29 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Ledger { data, db, date, pdf, csv, font, municipality, counter } => {
+        Cmd::Ledger {
+            data,
+            db,
+            date,
+            pdf,
+            csv,
+            font,
+            municipality,
+            counter,
+            close_counted,
+            operator,
+            supervisor,
+            reason,
+        } => {
+            let close = close_counted.map(|counted| DayCloseArgs {
+                counted_cash: Yen(counted),
+                operator_id: operator.unwrap_or_default(),
+                variance_approval: supervisor
+                    .zip(reason)
+                    .map(|(supervisor_id, reason)| Approval { supervisor_id, reason }),
+            });
             let opts = DayExport {
+                close,
                 data_dir: data,
                 db,
                 day: date,

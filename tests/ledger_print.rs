@@ -215,6 +215,45 @@ fn ledger_command_writes_pdf_and_csv() {
 }
 
 #[test]
+fn ledger_command_closes_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fill_day(dir.path()));
+    let close = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"))
+            .arg("ledger")
+            .arg("--data")
+            .arg(dir.path())
+            .args(["--date", "2026-11-20", "--operator", "op-0317"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Expected cash is 200 yen; 150 counted without an explanation is refused.
+    let out = close(&["--close-counted", "150"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("variance of -50 yen"), "{out:?}");
+    let out = close(&["--close-counted", "150", "--supervisor", "sv-01", "--reason", "釣銭誤り"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("closed: yes") && stdout.contains("variance_yen: -50"), "{stdout}");
+    // Locked: a different count is refused, and a later payment goes to the next day.
+    assert_eq!(close(&["--close-counted", "200"]).status.code(), Some(1));
+    let mut ledger = Ledger::open_in(dir.path()).unwrap();
+    let late = ledger
+        .record_payment(&Payment {
+            visit_id: "late".into(),
+            visit_kind: VisitKind::ReissueAfterLoss,
+            fee_due: Yen(200),
+            settlement: Settlement::Cash,
+            operator_id: "op-0317".into(),
+            at: datetime!(2026-11-20 17:40 +9),
+            audit_ref: None,
+        })
+        .unwrap();
+    assert_eq!(late.business_day, date!(2026 - 11 - 21));
+}
+
+#[test]
 fn ledger_command_explains_a_missing_font_and_database() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {

@@ -13,8 +13,10 @@ use super::receipt::{format_date_ja, format_jst, format_yen};
 use super::PrintError;
 use crate::ledger::store::DB_FILE_NAME;
 use crate::ledger::{
-    export, kind_label_ja, DayClose, DayTotals, Entry, EntryKind, Ledger, Sums, JST,
+    export, kind_label_ja, Approval, CloseRequest, DayClose, DayTotals, Entry, EntryKind, Ledger,
+    Sums, JST,
 };
+use crate::rules::fee::Yen;
 
 /// Who the ledger belongs to, printed in its heading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,9 +161,22 @@ pub fn render(
     pdf::render("手数料収納日計表", font, Paper::A4, &b, &repeat)
 }
 
+/// A close of day asked for on the command line (the time is the clock's).
+#[derive(Debug, Clone)]
+pub struct DayCloseArgs {
+    /// Cash counted in the drawer.
+    pub counted_cash: Yen,
+    /// The cashier.
+    pub operator_id: String,
+    /// The supervisor's explanation of a variance.
+    pub variance_approval: Option<Approval>,
+}
+
 /// What `jpki-kiosk ledger` was asked to do.
 #[derive(Debug, Clone)]
 pub struct DayExport {
+    /// Close the day before reporting it.
+    pub close: Option<DayCloseArgs>,
     /// The kiosk's data directory.
     pub data_dir: PathBuf,
     /// The database file, if not `DATA/kiosk.db`.
@@ -195,7 +210,16 @@ pub fn export_day(opts: &DayExport) -> Result<DaySummary, PrintError> {
     if !db.exists() {
         return Err(PrintError::NoLedger { path: db });
     }
-    let ledger = Ledger::open(&db)?;
+    let mut ledger = Ledger::open(&db)?;
+    if let Some(c) = &opts.close {
+        ledger.close_day(&CloseRequest {
+            day: opts.day,
+            counted_cash: c.counted_cash,
+            operator_id: c.operator_id.clone(),
+            variance_approval: c.variance_approval.clone(),
+            at: time::OffsetDateTime::now_utc(),
+        })?;
+    }
     let entries = ledger.entries(opts.day)?;
     let totals = ledger.totals(opts.day)?;
     let close = ledger.day_close(opts.day)?;
