@@ -510,3 +510,59 @@ fn child_prints_until_killed() {
     let _ = jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &dir.join("receipts"));
     panic!("lp returned although the server never answers");
 }
+
+/// Reads an ESC/POS stream back: the raster bands it prints, and whether it cuts.
+fn decode_escpos(stream: &[u8]) -> (u32, Vec<u8>, u32, bool) {
+    let (mut i, mut width_bytes, mut bits, mut rows, mut cut) = (0, 0u32, Vec::new(), 0u32, false);
+    while i < stream.len() {
+        match &stream[i..] {
+            [0x1B, 0x40, ..] => i += 2,
+            [0x1D, 0x76, 0x30, m, xl, xh, yl, yh, ..] => {
+                assert_eq!(*m, 0, "normal density");
+                let x = u32::from(u16::from_le_bytes([*xl, *xh]));
+                let y = u32::from(u16::from_le_bytes([*yl, *yh]));
+                assert!(width_bytes == 0 || width_bytes == x, "one width per receipt");
+                width_bytes = x;
+                let len = (x * y) as usize;
+                bits.extend_from_slice(&stream[i + 8..i + 8 + len]);
+                rows += y;
+                i += 8 + len;
+            }
+            [0x1B, 0x64, _, ..] => i += 3,
+            [0x1D, 0x56, 0x42, _, ..] => {
+                cut = true;
+                i += 4;
+            }
+            other => panic!("unexpected bytes at {i}: {:02x?}", &other[..other.len().min(8)]),
+        }
+    }
+    (width_bytes, bits, rows, cut)
+}
+
+#[test]
+fn receipt_as_escpos_raster_decodes_back() {
+    use jpki_kiosk::print::escpos;
+    let dir = tempfile::tempdir().unwrap();
+    let font = Font::load_default().unwrap();
+    let pdf = dir.path().join("receipt.pdf");
+    std::fs::write(&pdf, receipt::render(&slip(SlipKind::Receipt), Paper::Roll80, &font).unwrap()).unwrap();
+    let raster = escpos::rasterize_roll_pdf(&pdf).unwrap();
+    assert_eq!(raster.width, escpos::HEAD_DOTS);
+    assert!(raster.height > 600, "a receipt is several cm long: {}", raster.height);
+    let stream = escpos::encode(&raster);
+    let (width_bytes, bits, rows, cut) = decode_escpos(&stream);
+    assert_eq!((width_bytes * 8, rows), (escpos::HEAD_DOTS, raster.height));
+    assert!(cut, "the paper is cut at the end");
+    assert_eq!(bits, raster.bits);
+    // Ink where the title 領収書 sits (top 15 mm), and a white band in the right margin of the
+    // head's outer columns would mean a shifted crop: the right-aligned amount reaches
+    // within a few mm of the printable edge.
+    let ink_in = |x0: u32, x1: u32, y0: u32, y1: u32| {
+        (y0..y1).flat_map(|y| (x0..x1).map(move |x| (x, y))).filter(|&(x, y)| raster.get(x, y)).count()
+    };
+    let mm = |v: f32| (v / 25.4 * escpos::DPI as f32) as u32;
+    assert!(ink_in(0, raster.width, 0, mm(15.0)) > 500, "title printed");
+    assert!(ink_in(raster.width - mm(8.0), raster.width, 0, raster.height) > 100, "right column printed");
+    assert!(ink_in(0, mm(8.0), 0, raster.height) > 100, "left column printed");
+    assert!(raster.ink() < u64::from(raster.width) * u64::from(raster.height) / 4, "not black");
+}

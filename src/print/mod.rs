@@ -6,6 +6,7 @@
 //!   Japanese font subset into the file);
 //! - [`receipt`]: the two slips of a visit;
 //! - [`day`]: the day's ledger PDF and the `jpki-kiosk ledger` export;
+//! - [`escpos`]: the receipt as an ESC/POS raster stream, and the printer's status bytes;
 //! - [`jobs`]: the receipt-job table and the printer outputs (CUPS `lp`, or a PDF saved
 //!   for staff).
 //!
@@ -14,6 +15,7 @@
 use std::path::PathBuf;
 
 pub mod day;
+pub mod escpos;
 pub mod jobs;
 pub mod pdf;
 pub mod receipt;
@@ -64,6 +66,13 @@ pub enum PrintError {
         /// The error from the file system.
         source: std::io::Error,
     },
+    /// The PDF could not be turned into a printer raster (poppler-utils missing or failed).
+    #[error("receipt raster: {0}")]
+    Raster(String),
+    /// The printer answered a status query with a byte that is not a status (wrong device
+    /// or a garbled link).
+    #[error("printer status byte {0:#04x} is not an ESC/POS status")]
+    BadStatus(u8),
     /// The print spooler refused or failed the job (queue missing, cupsd down, paper out
     /// on a printer that reports it).
     #[error("printing to queue {queue} failed: {detail}")]
