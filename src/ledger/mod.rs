@@ -120,13 +120,23 @@ pub fn kind_label_ja(kind: VisitKind) -> &'static str {
     }
 }
 
-/// A supervisor's approval of a waiver, a refund or a cash variance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A supervisor's approval of a waiver, a refund or a cash variance. `Debug` leaves the
+/// reason out: it may say something about the resident (生活保護受給, 災害被災).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Approval {
     /// The supervisor's staff id.
     pub supervisor_id: String,
     /// Why, in the supervisor's words.
     pub reason: String,
+}
+
+impl fmt::Debug for Approval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Approval")
+            .field("supervisor_id", &self.supervisor_id)
+            .field("reason", &format_args!("<{} chars>", self.reason.chars().count()))
+            .finish()
+    }
 }
 
 /// How the caller says a visit was settled.

@@ -679,6 +679,12 @@ mod tests {
     }
 
     #[test]
+    fn debug_leaves_the_reason_out() {
+        let text = format!("{:?}", Settlement::Waived(approval()));
+        assert!(text.contains("sv-1") && !text.contains("生活保護"), "{text}");
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE_NAME);
