@@ -566,3 +566,44 @@ fn receipt_as_escpos_raster_decodes_back() {
     assert!(ink_in(0, mm(8.0), 0, raster.height) > 100, "left column printed");
     assert!(raster.ink() < u64::from(raster.width) * u64::from(raster.height) / 4, "not black");
 }
+
+#[test]
+fn long_ledger_paginates_with_titles_on_every_page() {
+    use jpki_kiosk::print::day::{self, Heading};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_in(dir.path()).unwrap();
+    let base = datetime!(2026-11-20 08:30 +9);
+    for i in 0..150 {
+        ledger
+            .record_payment(&Payment {
+                visit_id: format!("P-{i:04}"),
+                visit_kind: VisitKind::ReissueAfterLoss,
+                fee_due: Yen(200),
+                settlement: if i % 2 == 0 { Settlement::Cash } else { Settlement::Cashless },
+                operator_id: "op-1".into(),
+                at: base + Duration::minutes(i),
+                audit_ref: None,
+            })
+            .unwrap();
+    }
+    let d = date!(2026 - 11 - 20);
+    let font = Font::load_default().unwrap();
+    let heading = Heading { municipality: "見本市".into(), counter: "1番".into() };
+    let pdf = dir.path().join("long.pdf");
+    let bytes = day::render(&heading, &ledger.entries(d).unwrap(), &ledger.totals(d).unwrap(), None, &font).unwrap();
+    std::fs::write(&pdf, bytes).unwrap();
+    let pages: Vec<String> = pdftotext(&pdf).split('\u{c}').filter(|p| !p.trim().is_empty()).map(str::to_owned).collect();
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    let n = pages.len();
+    for (i, page) in pages.iter().enumerate() {
+        assert!(page.contains("受付番号") && page.contains("承認者"), "titles on page {}", i + 1);
+        // pdftotext -layout may drop the spaces around the slash.
+        assert!(page.replace(' ', "").contains(&format!("{}/{n}", i + 1)), "page number on page {}:\n{page}", i + 1);
+    }
+    // Every entry is printed exactly once across the pages.
+    let all = pages.concat();
+    for i in 0..150 {
+        assert_eq!(all.matches(&format!("P-{i:04} ")).count(), 1, "P-{i:04}");
+    }
+    assert!(pages[n - 1].contains("未締め") && pages[n - 1].contains("30,000円"));
+}
