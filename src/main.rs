@@ -13,8 +13,8 @@ use jpki_kiosk::carddemo::{self, DemoOptions, DEFAULT_AUTH_PIN, DEFAULT_SIGN_PAS
 use jpki_kiosk::ledger::store::parse_day;
 use jpki_kiosk::ledger::Approval;
 use jpki_kiosk::print::day::{export_day, DayCloseArgs, DayExport, Heading};
-use jpki_kiosk::rules::fee::Yen;
 use jpki_kiosk::print::DEFAULT_FONT_PATH;
+use jpki_kiosk::rules::fee::Yen;
 
 #[derive(Parser)]
 #[command(name = "jpki-kiosk", version, about = "JPKI certificate issuance kiosk")]

@@ -38,7 +38,13 @@ struct GenVisit {
 }
 
 fn gen_visit() -> impl Strategy<Value = GenVisit> {
-    (0..VisitKind::ALL.len(), 0u8..3, prop::bool::weighted(0.05), prop::bool::weighted(0.02), 0i64..525)
+    (
+        0..VisitKind::ALL.len(),
+        0u8..3,
+        prop::bool::weighted(0.05),
+        prop::bool::weighted(0.02),
+        0i64..525,
+    )
         .prop_map(|(k, how, refund, retry, minute)| GenVisit {
             kind: VisitKind::ALL[k],
             how,
@@ -180,8 +186,12 @@ fn ledger_reconciles_with_the_days_visits() {
     let mut ledger = Ledger::open_in(dir.path()).unwrap();
     let at = datetime!(2026-11-20 09:00 +9);
     ledger.record_payment(&payment("A", VisitKind::NewIssuance, 0, Settlement::Free, at)).unwrap();
-    ledger.record_payment(&payment("B", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at)).unwrap();
-    ledger.record_payment(&payment("X", VisitKind::ReissueAfterLoss, 200, Settlement::Cashless, at)).unwrap();
+    ledger
+        .record_payment(&payment("B", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at))
+        .unwrap();
+    ledger
+        .record_payment(&payment("X", VisitKind::ReissueAfterLoss, 200, Settlement::Cashless, at))
+        .unwrap();
     ledger.record_payment(&payment("D", VisitKind::Renewal, 0, Settlement::Free, at)).unwrap();
     let visits = vec![
         DayVisit { visit_id: "A".into(), kind: VisitKind::NewIssuance, fee_due: Yen(0) },
@@ -204,7 +214,9 @@ fn child_pays_then_dies() {
     let dir = std::env::var_os("LEDGER_CHILD_DIR").expect("run by the parent test");
     let mut ledger = Ledger::open_in(Path::new(&dir)).unwrap();
     let at = datetime!(2026-11-20 10:00 +9);
-    ledger.record_payment(&payment("K1", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at)).unwrap();
+    ledger
+        .record_payment(&payment("K1", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at))
+        .unwrap();
     std::process::abort();
 }
 
@@ -231,5 +243,8 @@ fn killed_between_payment_and_receipt() {
     assert_eq!(created.len(), 1);
     assert!(jobs::ensure_jobs(&ledger).unwrap().is_empty(), "enqueued once");
     let job = jobs::job(&ledger, created[0]).unwrap().unwrap();
-    assert_eq!((job.entry_id, job.slip, job.state), (entries[0].id, SlipKind::Receipt, JobState::Pending));
+    assert_eq!(
+        (job.entry_id, job.slip, job.state),
+        (entries[0].id, SlipKind::Receipt, JobState::Pending)
+    );
 }

@@ -17,7 +17,12 @@ use time::macros::{date, datetime};
 use time::Duration;
 
 fn pdftotext(pdf: &Path) -> String {
-    let out = Command::new("pdftotext").args(["-layout", "-enc", "UTF-8"]).arg(pdf).arg("-").output().unwrap();
+    let out = Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -82,10 +87,19 @@ fn slip(kind: SlipKind) -> Slip {
         case_number: "2026-1120-0042".into(),
         operator_id: "op-0317".into(),
         issued: vec![
-            IssuedItem { what: "署名用電子証明書".into(), valid_until: Some(date!(2031 - 03 - 31)) },
-            IssuedItem { what: "利用者証明用電子証明書".into(), valid_until: Some(date!(2031 - 03 - 31)) },
+            IssuedItem {
+                what: "署名用電子証明書".into(),
+                valid_until: Some(date!(2031 - 03 - 31)),
+            },
+            IssuedItem {
+                what: "利用者証明用電子証明書".into(),
+                valid_until: Some(date!(2031 - 03 - 31)),
+            },
         ],
-        name: Some(ResidentName { registered: "髙橋 一郎".into(), in_certificate: "高橋 一郎".into() }),
+        name: Some(ResidentName {
+            registered: "髙橋 一郎".into(),
+            in_certificate: "高橋 一郎".into(),
+        }),
         reprint: false,
     }
 }
@@ -100,8 +114,18 @@ fn receipt_on_roll_paper_reads_back() {
     std::fs::write(&pdf, &bytes).unwrap();
     let text = pdftotext(&pdf);
     for field in [
-        "領収書", "見本市", "市民課", "2026年11月20日 10:05", "2026-1120-0042", "紛失による再発行",
-        "200円", "現金", "op-0317", "署名用電子証明書", "2031年3月31日", "髙橋 一郎 様",
+        "領収書",
+        "見本市",
+        "市民課",
+        "2026年11月20日 10:05",
+        "2026-1120-0042",
+        "紛失による再発行",
+        "200円",
+        "現金",
+        "op-0317",
+        "署名用電子証明書",
+        "2031年3月31日",
+        "髙橋 一郎 様",
     ] {
         assert!(text.contains(field), "{field} missing from:\n{text}");
     }
@@ -121,7 +145,15 @@ fn issuance_record_on_a4_and_reprint_mark() {
     let pdf = dir.path().join("record.pdf");
     std::fs::write(&pdf, receipt::render(&s, Paper::A4, &font).unwrap()).unwrap();
     let text = pdftotext(&pdf);
-    for field in ["交付記録", "【再発行】", "髙橋 一郎 様", "証明書記載", "高橋 一郎", "利用者証明用電子証明書", "受領者署名"] {
+    for field in [
+        "交付記録",
+        "【再発行】",
+        "髙橋 一郎 様",
+        "証明書記載",
+        "高橋 一郎",
+        "利用者証明用電子証明書",
+        "受領者署名",
+    ] {
         assert!(text.contains(field), "{field} missing from:\n{text}");
     }
     let (png, ink) = render_png(&pdf);
@@ -132,12 +164,20 @@ fn issuance_record_on_a4_and_reprint_mark() {
 fn fill_day(dir: &Path) -> Ledger {
     let mut ledger = Ledger::open_in(dir).unwrap();
     let base = datetime!(2026-11-20 09:00 +9);
-    let sv = Approval { supervisor_id: "sv-01".into(), reason: "二重徴収のため返金".into() };
+    let sv =
+        Approval { supervisor_id: "sv-01".into(), reason: "二重徴収のため返金".into() };
     let plan: [(VisitKind, u32, Settlement); 6] = [
         (VisitKind::NewIssuance, 0, Settlement::Free),
         (VisitKind::ReissueAfterLoss, 200, Settlement::Cash),
         (VisitKind::ReissueAfterLoss, 200, Settlement::Cashless),
-        (VisitKind::ReissueAfterLoss, 200, Settlement::Waived(Approval { supervisor_id: "sv-02".into(), reason: "災害被災者".into() })),
+        (
+            VisitKind::ReissueAfterLoss,
+            200,
+            Settlement::Waived(Approval {
+                supervisor_id: "sv-02".into(),
+                reason: "災害被災者".into(),
+            }),
+        ),
         (VisitKind::ReissueAfterLoss, 200, Settlement::Cash),
         (VisitKind::Renewal, 0, Settlement::Free),
     ];
@@ -156,7 +196,13 @@ fn fill_day(dir: &Path) -> Ledger {
     }
     let paid = ledger.payment_for_visit("V-20261120-004").unwrap().unwrap();
     ledger
-        .record_refund(&Refund { of: paid.id, approval: sv, operator_id: "op-0317".into(), at: base + Duration::hours(3), audit_ref: Some("600".into()) })
+        .record_refund(&Refund {
+            of: paid.id,
+            approval: sv,
+            operator_id: "op-0317".into(),
+            at: base + Duration::hours(3),
+            audit_ref: Some("600".into()),
+        })
         .unwrap();
     ledger
 }
@@ -170,7 +216,10 @@ fn ledger_command_writes_pdf_and_csv() {
             day: date!(2026 - 11 - 20),
             counted_cash: Yen(100),
             operator_id: "op-0317".into(),
-            variance_approval: Some(Approval { supervisor_id: "sv-01".into(), reason: "釣銭の渡し過ぎ".into() }),
+            variance_approval: Some(Approval {
+                supervisor_id: "sv-01".into(),
+                reason: "釣銭の渡し過ぎ".into(),
+            }),
             at: datetime!(2026-11-20 17:20 +9),
         })
         .unwrap();
@@ -190,11 +239,34 @@ fn ledger_command_writes_pdf_and_csv() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["entries: 7", "collected_yen: 600", "refunded_yen: 200", "waived_yen: 200", "net_yen: 400", "expected_cash_yen: 200", "counted_cash_yen: 100", "variance_yen: -100"] {
+    for line in [
+        "entries: 7",
+        "collected_yen: 600",
+        "refunded_yen: 200",
+        "waived_yen: 200",
+        "net_yen: 400",
+        "expected_cash_yen: 200",
+        "counted_cash_yen: 100",
+        "variance_yen: -100",
+    ] {
         assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
     }
     let text = pdftotext(&pdf);
-    for field in ["手数料収納日計表", "2026年11月20日", "見本市", "V-20261120-004", "返金#", "紛失による再発行", "キャッシュレス", "免除", "sv-02", "現金在高（予定）", "釣銭の渡し過ぎ", "過不足", "合計"] {
+    for field in [
+        "手数料収納日計表",
+        "2026年11月20日",
+        "見本市",
+        "V-20261120-004",
+        "返金#",
+        "紛失による再発行",
+        "キャッシュレス",
+        "免除",
+        "sv-02",
+        "現金在高（予定）",
+        "釣銭の渡し過ぎ",
+        "過不足",
+        "合計",
+    ] {
         assert!(text.contains(field), "{field} missing from:\n{text}");
     }
     let (png, ink) = render_png(&pdf);
@@ -206,7 +278,8 @@ fn ledger_command_writes_pdf_and_csv() {
     assert_eq!(rows.len(), 7);
     let h = r.headers().unwrap().clone();
     let col = |name: &str| h.iter().position(|c| c == name).unwrap();
-    let net: i64 = rows.iter().map(|row| row[col("signed_amount_yen")].parse::<i64>().unwrap()).sum();
+    let net: i64 =
+        rows.iter().map(|row| row[col("signed_amount_yen")].parse::<i64>().unwrap()).sum();
     assert_eq!(net, 400);
     let refund = rows.iter().find(|row| &row[col("entry_kind")] == "refund").unwrap();
     assert_eq!(&refund[col("reason")], "二重徴収のため返金");
@@ -274,7 +347,10 @@ fn ledger_command_explains_a_missing_font_and_database() {
     let out = run(&["--font", "/nonexistent/ipaexg.ttf", "--pdf", pdf.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/ipaexg.ttf") && err.contains("fonts-ipaexfont-gothic"), "{err}");
+    assert!(
+        err.contains("/nonexistent/ipaexg.ttf") && err.contains("fonts-ipaexfont-gothic"),
+        "{err}"
+    );
     assert!(!pdf.exists());
     let bad = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"))
         .args(["ledger", "--data", "x", "--date", "2026-13-01"])
@@ -308,8 +384,14 @@ impl PrivateCups {
                 "ServerRoot {}\nRequestRoot {}\nTempDir {}\nCacheDir {}\nStateDir {}\n\
                  ErrorLog {}\nAccessLog {}\nPageLog {}\nServerBin /usr/lib/cups\n\
                  DataDir /usr/share/cups\nSystemGroup root\nFileDevice No\n",
-                p(""), p("spool"), p("spool/tmp"), p("cache"), p("state"),
-                p("log/error_log"), p("log/access_log"), p("log/page_log"),
+                p(""),
+                p("spool"),
+                p("spool/tmp"),
+                p("cache"),
+                p("state"),
+                p("log/error_log"),
+                p("log/access_log"),
+                p("log/page_log"),
             ),
         )
         .unwrap();
@@ -341,7 +423,10 @@ impl PrivateCups {
             assert!(Instant::now() < deadline, "cupsd did not start");
             std::thread::sleep(StdDuration::from_millis(100));
         }
-        cups.admin("lpadmin", &["-p", QUEUE, "-E", "-v", "cups-pdf:/", "-m", "lsb/usr/cups-pdf/CUPS-PDF_noopt.ppd"]);
+        cups.admin(
+            "lpadmin",
+            &["-p", QUEUE, "-E", "-v", "cups-pdf:/", "-m", "lsb/usr/cups-pdf/CUPS-PDF_noopt.ppd"],
+        );
         cups
     }
 
@@ -369,7 +454,10 @@ fn wait_for_output(stem: &str) -> PathBuf {
         if let Ok(rd) = std::fs::read_dir(cups_pdf_out()) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(stem) && name.ends_with(".pdf") && e.metadata().map_or(0, |m| m.len()) > 0 {
+                if name.starts_with(stem)
+                    && name.ends_with(".pdf")
+                    && e.metadata().map_or(0, |m| m.len()) > 0
+                {
                     // cups-pdf writes then chmods; give it a moment to finish the file.
                     std::thread::sleep(StdDuration::from_millis(300));
                     return e.path();
@@ -403,12 +491,18 @@ fn receipt_prints_through_cups_after_a_refusing_printer() {
     // A unique title prefix: cups-pdf names its file after the job title.
     let title = format!("kiosktest{}", std::process::id());
     remove_outputs(&title);
-    let output = Output::Cups { queue: QUEUE.into(), server: Some(cups.server.clone()), title_prefix: Some(title.clone()) };
+    let output = Output::Cups {
+        queue: QUEUE.into(),
+        server: Some(cups.server.clone()),
+        title_prefix: Some(title.clone()),
+    };
     let spool = data.path().join("receipts");
 
     // The printer stops taking jobs (CUPS stops a queue whose printer reports paper out).
     cups.admin("cupsreject", &[QUEUE]);
-    let err = jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &spool).unwrap_err();
+    let err =
+        jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &spool)
+            .unwrap_err();
     assert!(err.to_string().contains(QUEUE), "{err}");
     let failed = jobs::job(&ledger, job).unwrap().unwrap();
     assert_eq!(failed.state, JobState::Failed);
@@ -417,7 +511,9 @@ fn receipt_prints_through_cups_after_a_refusing_printer() {
 
     // Paper back in: the retry prints, and the payment is still recorded once.
     cups.admin("cupsaccept", &[QUEUE]);
-    let printed = jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &spool).unwrap();
+    let printed =
+        jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &spool)
+            .unwrap();
     assert!(matches!(&printed, Printed::Queued { queue, .. } if queue == QUEUE));
     assert_eq!(jobs::job(&ledger, job).unwrap().unwrap().state, JobState::Printed);
     assert!(jobs::open_jobs(&ledger).unwrap().is_empty());
@@ -425,7 +521,15 @@ fn receipt_prints_through_cups_after_a_refusing_printer() {
     let bytes = std::fs::read(&out).unwrap();
     remove_outputs(&title);
     assert!(bytes.starts_with(b"%PDF"), "cups-pdf wrote a PDF");
-    assert_eq!(ledger.entries(entry.business_day).unwrap().iter().filter(|e| e.visit_id == entry.visit_id).count(), 1);
+    assert_eq!(
+        ledger
+            .entries(entry.business_day)
+            .unwrap()
+            .iter()
+            .filter(|e| e.visit_id == entry.visit_id)
+            .count(),
+        1
+    );
     // The refused try reached no paper, so the printed copy is the original.
     let Printed::Queued { pdf, .. } = printed else { unreachable!() };
     assert!(!pdftotext(&pdf).contains("【再発行】"));
@@ -439,14 +543,32 @@ fn no_printer_saves_the_pdf_and_reprints_are_marked() {
     let font = Font::load_default().unwrap();
     let spool = data.path().join("receipts");
     let job = jobs::enqueue(&ledger, entry.id, SlipKind::Receipt).unwrap();
-    let Printed::Saved { pdf } = jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &Output::SaveOnly, &spool).unwrap() else {
+    let Printed::Saved { pdf } = jobs::run(
+        &ledger,
+        job,
+        &slip(SlipKind::Receipt),
+        Paper::Roll80,
+        &font,
+        &Output::SaveOnly,
+        &spool,
+    )
+    .unwrap() else {
         panic!("saved expected")
     };
     assert!(pdf.starts_with(&spool));
     assert!(!pdftotext(&pdf).contains("【再発行】"), "the first copy is the original");
     let again = jobs::reprint(&ledger, entry.id, SlipKind::Receipt).unwrap();
     assert_ne!(again, job);
-    let Printed::Saved { pdf: second } = jobs::run(&ledger, again, &slip(SlipKind::Receipt), Paper::Roll80, &font, &Output::SaveOnly, &spool).unwrap() else {
+    let Printed::Saved { pdf: second } = jobs::run(
+        &ledger,
+        again,
+        &slip(SlipKind::Receipt),
+        Paper::Roll80,
+        &font,
+        &Output::SaveOnly,
+        &spool,
+    )
+    .unwrap() else {
         panic!("saved expected")
     };
     assert_ne!(pdf, second);
@@ -490,7 +612,16 @@ fn power_loss_while_printing_leaves_a_reprintable_receipt() {
     assert_eq!(ledger.entries(entry.business_day).unwrap().len(), 7, "nothing paid twice");
     assert_eq!(jobs::open_jobs(&ledger).unwrap(), vec![job.clone()], "the job is still open");
     let font = Font::load_default().unwrap();
-    let Printed::Saved { pdf } = jobs::run(&ledger, job.id, &slip(SlipKind::Receipt), Paper::Roll80, &font, &Output::SaveOnly, &data.path().join("receipts")).unwrap() else {
+    let Printed::Saved { pdf } = jobs::run(
+        &ledger,
+        job.id,
+        &slip(SlipKind::Receipt),
+        Paper::Roll80,
+        &font,
+        &Output::SaveOnly,
+        &data.path().join("receipts"),
+    )
+    .unwrap() else {
         panic!("saved expected")
     };
     assert!(pdftotext(&pdf).contains("【再発行】"), "it may have printed once already");
@@ -507,7 +638,15 @@ fn child_prints_until_killed() {
     let job = jobs::enqueue(&ledger, entry.id, SlipKind::Receipt).unwrap();
     let font = Font::load_default().unwrap();
     let output = Output::Cups { queue: QUEUE.into(), server: Some(server), title_prefix: None };
-    let _ = jobs::run(&ledger, job, &slip(SlipKind::Receipt), Paper::Roll80, &font, &output, &dir.join("receipts"));
+    let _ = jobs::run(
+        &ledger,
+        job,
+        &slip(SlipKind::Receipt),
+        Paper::Roll80,
+        &font,
+        &output,
+        &dir.join("receipts"),
+    );
     panic!("lp returned although the server never answers");
 }
 
@@ -545,7 +684,8 @@ fn receipt_as_escpos_raster_decodes_back() {
     let dir = tempfile::tempdir().unwrap();
     let font = Font::load_default().unwrap();
     let pdf = dir.path().join("receipt.pdf");
-    std::fs::write(&pdf, receipt::render(&slip(SlipKind::Receipt), Paper::Roll80, &font).unwrap()).unwrap();
+    std::fs::write(&pdf, receipt::render(&slip(SlipKind::Receipt), Paper::Roll80, &font).unwrap())
+        .unwrap();
     let raster = escpos::rasterize_roll_pdf(&pdf).unwrap();
     assert_eq!(raster.width, escpos::HEAD_DOTS);
     assert!(raster.height > 600, "a receipt is several cm long: {}", raster.height);
@@ -558,11 +698,17 @@ fn receipt_as_escpos_raster_decodes_back() {
     // head's outer columns would mean a shifted crop: the right-aligned amount reaches
     // within a few mm of the printable edge.
     let ink_in = |x0: u32, x1: u32, y0: u32, y1: u32| {
-        (y0..y1).flat_map(|y| (x0..x1).map(move |x| (x, y))).filter(|&(x, y)| raster.get(x, y)).count()
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| raster.get(x, y))
+            .count()
     };
     let mm = |v: f32| (v / 25.4 * escpos::DPI as f32) as u32;
     assert!(ink_in(0, raster.width, 0, mm(15.0)) > 500, "title printed");
-    assert!(ink_in(raster.width - mm(8.0), raster.width, 0, raster.height) > 100, "right column printed");
+    assert!(
+        ink_in(raster.width - mm(8.0), raster.width, 0, raster.height) > 100,
+        "right column printed"
+    );
     assert!(ink_in(0, mm(8.0), 0, raster.height) > 100, "left column printed");
     assert!(raster.ink() < u64::from(raster.width) * u64::from(raster.height) / 4, "not black");
 }
@@ -590,15 +736,25 @@ fn long_ledger_paginates_with_titles_on_every_page() {
     let font = Font::load_default().unwrap();
     let heading = Heading { municipality: "見本市".into(), counter: "1番".into() };
     let pdf = dir.path().join("long.pdf");
-    let bytes = day::render(&heading, &ledger.entries(d).unwrap(), &ledger.totals(d).unwrap(), None, &font).unwrap();
+    let bytes =
+        day::render(&heading, &ledger.entries(d).unwrap(), &ledger.totals(d).unwrap(), None, &font)
+            .unwrap();
     std::fs::write(&pdf, bytes).unwrap();
-    let pages: Vec<String> = pdftotext(&pdf).split('\u{c}').filter(|p| !p.trim().is_empty()).map(str::to_owned).collect();
+    let pages: Vec<String> = pdftotext(&pdf)
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     assert!(pages.len() >= 3, "{} pages", pages.len());
     let n = pages.len();
     for (i, page) in pages.iter().enumerate() {
         assert!(page.contains("受付番号") && page.contains("承認者"), "titles on page {}", i + 1);
         // pdftotext -layout may drop the spaces around the slash.
-        assert!(page.replace(' ', "").contains(&format!("{}/{n}", i + 1)), "page number on page {}:\n{page}", i + 1);
+        assert!(
+            page.replace(' ', "").contains(&format!("{}/{n}", i + 1)),
+            "page number on page {}:\n{page}",
+            i + 1
+        );
     }
     // Every entry is printed exactly once across the pages.
     let all = pages.concat();

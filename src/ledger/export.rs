@@ -91,7 +91,10 @@ mod tests {
             fee_due: Yen(200),
             amount: Yen(200),
             method: Method::Cash,
-            approval: Some(Approval { supervisor_id: "sv".into(), reason: "二重徴収, 返金".into() }),
+            approval: Some(Approval {
+                supervisor_id: "sv".into(),
+                reason: "二重徴収, 返金".into(),
+            }),
             operator_id: "op".into(),
             audit_ref: Some("a-9".into()),
         };

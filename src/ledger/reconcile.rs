@@ -68,11 +68,8 @@ impl Reconciliation {
 pub fn reconcile(entries: &[Entry], visits: &[DayVisit]) -> Reconciliation {
     let mut out = Reconciliation::default();
     let mut payments: BTreeMap<&str, &Entry> = BTreeMap::new();
-    let payment_ids: std::collections::BTreeSet<_> = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::Payment)
-        .map(|e| e.id)
-        .collect();
+    let payment_ids: std::collections::BTreeSet<_> =
+        entries.iter().filter(|e| e.kind == EntryKind::Payment).map(|e| e.id).collect();
     for e in entries {
         match e.kind {
             EntryKind::Payment => {
@@ -150,7 +147,8 @@ mod tests {
             entry(2, "B", VisitKind::ReissueAfterLoss, 200, EntryKind::Payment),
             entry(3, "B", VisitKind::ReissueAfterLoss, 200, EntryKind::Refund { of: EntryId(2) }),
         ];
-        let v = [visit("B", VisitKind::ReissueAfterLoss, 200), visit("A", VisitKind::NewIssuance, 0)];
+        let v =
+            [visit("B", VisitKind::ReissueAfterLoss, 200), visit("A", VisitKind::NewIssuance, 0)];
         let r = reconcile(&e, &v);
         assert!(r.is_clean(), "{r:?}");
         assert!(r.refunds_of_other_days.is_empty());

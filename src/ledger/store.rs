@@ -372,9 +372,10 @@ impl Ledger {
             }
             return Err(LedgerError::AlreadyClosed(req.day));
         }
-        let approval = req.variance_approval.as_ref().filter(|a| {
-            !a.supervisor_id.trim().is_empty() && !a.reason.trim().is_empty()
-        });
+        let approval = req
+            .variance_approval
+            .as_ref()
+            .filter(|a| !a.supervisor_id.trim().is_empty() && !a.reason.trim().is_empty());
         if variance != 0 && approval.is_none() {
             return Err(LedgerError::VarianceUnexplained { variance });
         }
@@ -426,7 +427,9 @@ fn check_payment(p: &Payment) -> Result<(Yen, Option<&Approval>), LedgerError> {
         Settlement::Waived(_) if p.fee_due.is_free() => {
             Err(LedgerError::Invalid("nothing to waive on a free visit"))
         }
-        Settlement::Waived(a) if a.supervisor_id.trim().is_empty() || a.reason.trim().is_empty() => {
+        Settlement::Waived(a)
+            if a.supervisor_id.trim().is_empty() || a.reason.trim().is_empty() =>
+        {
             Err(LedgerError::Invalid("a waiver needs a supervisor and a reason"))
         }
         Settlement::Waived(a) => Ok((Yen::ZERO, Some(a))),
@@ -526,7 +529,13 @@ mod tests {
     #[test]
     fn payment_is_recorded_once_and_retry_returns_it() {
         let (_d, mut l) = open();
-        let p = pay("V1", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, datetime!(2026-11-20 10:00 +9));
+        let p = pay(
+            "V1",
+            VisitKind::ReissueAfterLoss,
+            200,
+            Settlement::Cash,
+            datetime!(2026-11-20 10:00 +9),
+        );
         let a = l.record_payment(&p).unwrap();
         let b = l.record_payment(&p).unwrap();
         assert_eq!(a, b);
@@ -633,7 +642,9 @@ mod tests {
         let (_d, mut l) = open();
         let at = datetime!(2026-11-20 10:00 +9);
         let day = at.date();
-        for (i, s) in [Settlement::Cash, Settlement::Cash, Settlement::Cashless].into_iter().enumerate() {
+        for (i, s) in
+            [Settlement::Cash, Settlement::Cash, Settlement::Cashless].into_iter().enumerate()
+        {
             l.record_payment(&pay(&format!("V{i}"), VisitKind::ReissueAfterLoss, 200, s, at))
                 .unwrap();
         }
@@ -649,7 +660,10 @@ mod tests {
             Err(LedgerError::VarianceUnexplained { variance: -100 })
         ));
         let c = l
-            .close_day(&close(300, Some(Approval { supervisor_id: "sv-1".into(), reason: "釣銭誤り".into() })))
+            .close_day(&close(
+                300,
+                Some(Approval { supervisor_id: "sv-1".into(), reason: "釣銭誤り".into() }),
+            ))
             .unwrap();
         assert_eq!((c.expected_cash, c.counted_cash, c.variance), (400, 300, -100));
         assert_eq!(l.day_close(day).unwrap(), Some(c.clone()));
@@ -666,9 +680,18 @@ mod tests {
     fn totals_split_by_kind_and_method() {
         let (_d, mut l) = open();
         let at = datetime!(2026-11-20 10:00 +9);
-        l.record_payment(&pay("A", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at)).unwrap();
-        l.record_payment(&pay("B", VisitKind::ReissueAfterLoss, 200, Settlement::Cashless, at)).unwrap();
-        l.record_payment(&pay("C", VisitKind::ReissueAfterLoss, 200, Settlement::Waived(approval()), at)).unwrap();
+        l.record_payment(&pay("A", VisitKind::ReissueAfterLoss, 200, Settlement::Cash, at))
+            .unwrap();
+        l.record_payment(&pay("B", VisitKind::ReissueAfterLoss, 200, Settlement::Cashless, at))
+            .unwrap();
+        l.record_payment(&pay(
+            "C",
+            VisitKind::ReissueAfterLoss,
+            200,
+            Settlement::Waived(approval()),
+            at,
+        ))
+        .unwrap();
         l.record_payment(&pay("D", VisitKind::NewIssuance, 0, Settlement::Free, at)).unwrap();
         let t = l.totals(at.date()).unwrap();
         let loss = t.by_kind.iter().find(|(k, _)| *k == VisitKind::ReissueAfterLoss).unwrap().1;

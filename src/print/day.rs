@@ -151,7 +151,12 @@ pub fn render(
                 b.push(Block::pair(9.0, w, "過不足の理由", fit));
                 b.push(Block::pair(9.0, w, "承認者", a.supervisor_id.clone()));
             }
-            b.push(Block::pair(9.0, w, "締め", format!("{}（{}）", format_jst(c.at), c.operator_id)));
+            b.push(Block::pair(
+                9.0,
+                w,
+                "締め",
+                format!("{}（{}）", format_jst(c.at), c.operator_id),
+            ));
         }
         None => b.push(Block::pair(10.0, w, "締め", "未締め")),
     }

@@ -73,9 +73,15 @@ impl JobState {
     }
 
     fn from_code(s: &str) -> Option<JobState> {
-        [JobState::Pending, JobState::Printing, JobState::Printed, JobState::Saved, JobState::Failed]
-            .into_iter()
-            .find(|j| j.code() == s)
+        [
+            JobState::Pending,
+            JobState::Printing,
+            JobState::Printed,
+            JobState::Saved,
+            JobState::Failed,
+        ]
+        .into_iter()
+        .find(|j| j.code() == s)
     }
 
     /// Whether the job still needs printing.
@@ -298,12 +304,7 @@ pub fn run(
     let bytes = receipt::render(&slip, paper, font)?;
     std::fs::create_dir_all(spool_dir)
         .map_err(|source| PrintError::Write { path: spool_dir.to_owned(), source })?;
-    let pdf = spool_dir.join(format!(
-        "{}-{}-{}.pdf",
-        slip_code(job.slip),
-        job.entry_id,
-        job.copy
-    ));
+    let pdf = spool_dir.join(format!("{}-{}-{}.pdf", slip_code(job.slip), job.entry_id, job.copy));
     write_atomically(&pdf, &bytes)?;
     let pdf_text = pdf.display().to_string();
     match output {
@@ -313,7 +314,8 @@ pub fn run(
         }
         Output::Cups { queue, server, title_prefix } => {
             set_state(ledger, id, JobState::Printing, Some(queue), None)?;
-            let stem = pdf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem =
+                pdf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let title = format!("{}{stem}", title_prefix.as_deref().unwrap_or(""));
             match send_to_cups(queue, server.as_deref(), &pdf, &title) {
                 Ok(()) => {
@@ -330,7 +332,12 @@ pub fn run(
 }
 
 /// Runs `lp -d QUEUE [-h SERVER] -t TITLE FILE`.
-fn send_to_cups(queue: &str, server: Option<&str>, pdf: &Path, title: &str) -> Result<(), PrintError> {
+fn send_to_cups(
+    queue: &str,
+    server: Option<&str>,
+    pdf: &Path,
+    title: &str,
+) -> Result<(), PrintError> {
     let mut cmd = Command::new("lp");
     if let Some(s) = server {
         cmd.arg("-h").arg(s);

@@ -35,10 +35,8 @@ impl std::fmt::Debug for Font {
 impl Font {
     /// Loads face 0 of the font file at `path`.
     pub fn load(path: &Path) -> Result<Font, PrintError> {
-        let bytes = std::fs::read(path).map_err(|source| PrintError::FontMissing {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|source| PrintError::FontMissing { path: path.to_owned(), source })?;
         let mut warnings = Vec::new();
         let parsed = ParsedFont::from_bytes(&bytes, 0, &mut warnings)
             .ok_or_else(|| PrintError::FontUnreadable { path: path.to_owned() })?;
@@ -58,7 +56,8 @@ impl Font {
 
     /// Whether every character of `text` has a glyph (else it would print as a box).
     pub fn covers(&self, text: &str) -> bool {
-        text.chars().all(|c| c.is_whitespace() || self.parsed.lookup_glyph_index(c as u32).is_some())
+        text.chars()
+            .all(|c| c.is_whitespace() || self.parsed.lookup_glyph_index(c as u32).is_some())
     }
 
     /// The advance width of `text` at `size`, in points.
@@ -178,7 +177,12 @@ impl Block {
     }
 
     /// A label on the left and a value flush right at `width_mm`.
-    pub fn pair(size: f32, width_mm: f32, label: impl Into<String>, value: impl Into<String>) -> Block {
+    pub fn pair(
+        size: f32,
+        width_mm: f32,
+        label: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Block {
         Block::Row {
             size,
             cells: vec![
@@ -232,7 +236,9 @@ pub fn render(
     for b in blocks {
         let h = b.height_mm();
         if let Some(page_h) = paper.page_height_mm() {
-            if used + h > page_h - TOP_MM - BOTTOM_MM - 10.0 && !pages.last().is_some_and(Vec::is_empty) {
+            if used + h > page_h - TOP_MM - BOTTOM_MM - 10.0
+                && !pages.last().is_some_and(Vec::is_empty)
+            {
                 pages.push(repeat.iter().collect());
                 used = repeat.iter().map(Block::height_mm).sum();
             }
@@ -274,7 +280,9 @@ pub fn render(
                         let x = margin
                             + match c.align {
                                 Align::Left => c.x_mm,
-                                Align::Right => c.x_mm - Pt(font.width_pt(&c.text, *size)).into_mm(),
+                                Align::Right => {
+                                    c.x_mm - Pt(font.width_pt(&c.text, *size)).into_mm()
+                                }
                                 Align::Center => {
                                     c.x_mm - Pt(font.width_pt(&c.text, *size)).into_mm() / 2.0
                                 }
@@ -284,9 +292,15 @@ pub fn render(
                 }
                 Block::Rule => {
                     let ly = y - 1.0;
-                    let point = |x: f32| LinePoint { p: Point { x: Mm(x).into(), y: Mm(ly).into() }, bezier: false };
+                    let point = |x: f32| LinePoint {
+                        p: Point { x: Mm(x).into(), y: Mm(ly).into() },
+                        bezier: false,
+                    };
                     rule_ops.push(Op::DrawLine {
-                        line: Line { points: vec![point(margin), point(margin + printable)], is_closed: false },
+                        line: Line {
+                            points: vec![point(margin), point(margin + printable)],
+                            is_closed: false,
+                        },
                     });
                 }
                 Block::Gap(_) => {}

@@ -187,9 +187,11 @@ pub fn render(slip: &Slip, paper: Paper, font: &Font) -> Result<Vec<u8>, PrintEr
         b.push(Block::Rule);
         b.push(Block::left(body, "交付内容"));
         for item in &slip.issued {
-            let until = item.valid_until.map_or("—".to_owned(), |d| format!("{}まで", format_date_ja(d)));
+            let until =
+                item.valid_until.map_or("—".to_owned(), |d| format!("{}まで", format_date_ja(d)));
             let (what, until) = (format!("・{}", item.what), format!("有効期限 {until}"));
-            if font.width_pt(&what, small) + font.width_pt(&until, small) + small > w * 72.0 / 25.4 {
+            if font.width_pt(&what, small) + font.width_pt(&until, small) + small > w * 72.0 / 25.4
+            {
                 // Too long for one line of the roll: the validity goes under the item.
                 b.push(Block::left(small, what));
                 b.push(Block::pair(small, w, "", until));
@@ -228,12 +230,18 @@ mod tests {
     #[test]
     fn names_follow_the_substitute_rule() {
         let font = Font::load_default().unwrap();
-        let name = ResidentName { registered: "髙橋 一郎".into(), in_certificate: "高橋 一郎".into() };
+        let name = ResidentName {
+            registered: "髙橋 一郎".into(),
+            in_certificate: "高橋 一郎".into(),
+        };
         let r = name_lines(SlipKind::Receipt, &name, &font);
         assert_eq!(r, vec![("氏名".to_owned(), "髙橋 一郎 様".to_owned())]);
         let i = name_lines(SlipKind::IssuanceRecord, &name, &font);
         assert_eq!(i[1], ("証明書記載".to_owned(), "高橋 一郎".to_owned()));
-        let gaiji = ResidentName { registered: "\u{F8F0}田 花子".into(), in_certificate: "吉田 花子".into() };
+        let gaiji = ResidentName {
+            registered: "\u{F8F0}田 花子".into(),
+            in_certificate: "吉田 花子".into(),
+        };
         let g = name_lines(SlipKind::Receipt, &gaiji, &font);
         assert_eq!(g[0].1, "吉田 花子 様");
         assert_eq!(g[1].1, "（代替文字で表記）");
