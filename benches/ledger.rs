@@ -70,7 +70,7 @@ fn main() {
     let sum = t.elapsed();
     let heading = Heading { municipality: "見本市".into(), counter: "市民課 3番".into() };
     let t = Instant::now();
-    let pdf = day::render(&heading, &entries, &totals, None, &font).expect("pdf");
+    let (pdf, times) = day::render_timed(&heading, &entries, &totals, None, &font).expect("pdf");
     let render = t.elapsed();
     let t = Instant::now();
     let mut csv = Vec::new();
@@ -86,6 +86,8 @@ fn main() {
     println!("ledger.read_day_ms: {:.1}", ms(read));
     println!("ledger.totals_ms: {:.1}", ms(sum));
     println!("ledger.render_pdf_ms: {:.1}", ms(render));
+    println!("ledger.render_layout_ms: {:.1}", ms(times.layout));
+    println!("ledger.render_save_ms: {:.1}", ms(times.save));
     println!("ledger.pdf_bytes: {}", pdf.len());
     println!("ledger.csv_ms: {:.1}", ms(csv_time));
     println!("ledger.read_sum_render_ms: {:.1}", ms(read + sum + render));

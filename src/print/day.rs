@@ -113,6 +113,17 @@ pub fn render(
     close: Option<&DayClose>,
     font: &Font,
 ) -> Result<Vec<u8>, PrintError> {
+    render_timed(heading, entries, totals, close, font).map(|(bytes, _)| bytes)
+}
+
+/// [`render`], also returning where the time went (for `benches/ledger.rs`).
+pub fn render_timed(
+    heading: &Heading,
+    entries: &[Entry],
+    totals: &DayTotals,
+    close: Option<&DayClose>,
+    font: &Font,
+) -> Result<(Vec<u8>, pdf::RenderTimes), PrintError> {
     let w = Paper::A4.width_mm() - 2.0 * Paper::A4.margin_mm();
     let mut b = Vec::with_capacity(entries.len() + 40);
     b.push(Block::centered(16.0, w, "手数料収納日計表"));
@@ -163,7 +174,7 @@ pub fn render(
     b.push(Block::Gap(8.0));
     b.push(Block::pair(9.0, w, "出納員 ＿＿＿＿＿＿＿＿", "監督者 ＿＿＿＿＿＿＿＿"));
     let repeat = [column_titles(), Block::Rule];
-    pdf::render("手数料収納日計表", font, Paper::A4, &b, &repeat)
+    pdf::render_timed("手数料収納日計表", font, Paper::A4, &b, &repeat)
 }
 
 /// A close of day asked for on the command line (the time is the clock's).

@@ -7,7 +7,10 @@
 //! What it is not: a text shaper. Japanese needs no shaping; a cell that is too wide is
 //! the caller's to shorten (see [`Font::fit`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use printpdf::{
     Line, LinePoint, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
@@ -24,6 +27,9 @@ pub struct Font {
     parsed: ParsedFont,
     path: PathBuf,
     units_per_em: f32,
+    /// Advance per character in font units: a day's ledger measures the same few hundred
+    /// characters tens of thousands of times.
+    advances: Mutex<HashMap<char, u16>>,
 }
 
 impl std::fmt::Debug for Font {
@@ -41,7 +47,7 @@ impl Font {
         let parsed = ParsedFont::from_bytes(&bytes, 0, &mut warnings)
             .ok_or_else(|| PrintError::FontUnreadable { path: path.to_owned() })?;
         let units_per_em = f32::from(parsed.pdf_font_metrics.units_per_em.max(1));
-        Ok(Font { parsed, path: path.to_owned(), units_per_em })
+        Ok(Font { parsed, path: path.to_owned(), units_per_em, advances: Mutex::default() })
     }
 
     /// Loads IPAex Gothic from [`DEFAULT_FONT_PATH`].
@@ -62,11 +68,16 @@ impl Font {
 
     /// The advance width of `text` at `size`, in points.
     pub fn width_pt(&self, text: &str, size: f32) -> f32 {
+        // A poisoned cache only means another thread panicked mid-insert; its map is whole.
+        let mut cache = self.advances.lock().unwrap_or_else(|e| e.into_inner());
         let units: u32 = text
             .chars()
             .map(|c| {
-                let gid = self.parsed.lookup_glyph_index(c as u32).unwrap_or(0);
-                u32::from(self.parsed.get_horizontal_advance(gid))
+                let adv = *cache.entry(c).or_insert_with(|| {
+                    let gid = self.parsed.lookup_glyph_index(c as u32).unwrap_or(0);
+                    self.parsed.get_horizontal_advance(gid)
+                });
+                u32::from(adv)
             })
             .sum();
         units as f32 / self.units_per_em * size
@@ -224,6 +235,27 @@ pub fn render(
     blocks: &[Block],
     repeat: &[Block],
 ) -> Result<Vec<u8>, PrintError> {
+    render_timed(title, font, paper, blocks, repeat).map(|(bytes, _)| bytes)
+}
+
+/// Where [`render_timed`] spent its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderTimes {
+    /// Pagination and placing every cell (our code).
+    pub layout: Duration,
+    /// printpdf's serialisation: font subsetting, content streams, compression.
+    pub save: Duration,
+}
+
+/// [`render`], also returning where the time went (for the bench).
+pub fn render_timed(
+    title: &str,
+    font: &Font,
+    paper: Paper,
+    blocks: &[Block],
+    repeat: &[Block],
+) -> Result<(Vec<u8>, RenderTimes), PrintError> {
+    let started = Instant::now();
     let mut doc = PdfDocument::new(title);
     let font_id = doc.add_font(&font.parsed);
     let handle = PdfFontHandle::External(font_id);
@@ -320,6 +352,8 @@ pub fn render(
         }
         out_pages.push(PdfPage::new(Mm(paper.width_mm()), Mm(height), ops));
     }
+    let layout = started.elapsed();
+    let saving = Instant::now();
     let mut warnings = Vec::new();
     let bytes = doc
         .with_pages(out_pages)
@@ -327,7 +361,7 @@ pub fn render(
     if bytes.is_empty() {
         return Err(PrintError::Render);
     }
-    Ok(bytes)
+    Ok((bytes, RenderTimes { layout, save: saving.elapsed() }))
 }
 
 #[cfg(test)]
