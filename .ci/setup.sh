@@ -10,6 +10,8 @@ packages=(
   pcscd libpcsclite1 vsmartcard-vpcd iproute2 util-linux
   # interop peers and inspection tools used by tests
   opensc pcsc-tools openssl sqlite3 poppler-utils
+  # receipt printing: a private cupsd with a PDF-writing queue in the print tests
+  cups cups-client printer-driver-cups-pdf
   # fonts for receipts and screens
   fonts-ipaexfont-gothic
   ca-certificates

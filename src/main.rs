@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand};
 
 use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
 use jpki_kiosk::carddemo::{self, DemoOptions, DEFAULT_AUTH_PIN, DEFAULT_SIGN_PASSWORD};
+use jpki_kiosk::ledger::store::parse_day;
+use jpki_kiosk::ledger::Approval;
+use jpki_kiosk::print::day::{export_day, DayCloseArgs, DayExport, Heading};
+use jpki_kiosk::print::DEFAULT_FONT_PATH;
+use jpki_kiosk::rules::fee::Yen;
 
 #[derive(Parser)]
 #[command(name = "jpki-kiosk", version, about = "JPKI certificate issuance kiosk")]
@@ -45,6 +50,47 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
+    /// The day's ledger: entries, totals by visit kind and payment method, expected cash
+    /// and the close of day, as a summary on stdout and optionally as PDF and CSV.
+    Ledger {
+        /// The kiosk's data directory; the ledger is DIR/kiosk.db.
+        #[arg(long)]
+        data: PathBuf,
+        /// The ledger database, when not DIR/kiosk.db.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The business day, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: time::Date,
+        /// Write the ledger as PDF (A4) here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// Write the entries as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The Japanese font for the PDF.
+        #[arg(long, default_value = DEFAULT_FONT_PATH)]
+        font: PathBuf,
+        /// The municipality, printed in the heading.
+        #[arg(long, default_value = "")]
+        municipality: String,
+        /// The counter, printed in the heading.
+        #[arg(long, default_value = "")]
+        counter: String,
+        /// Close the day first: the cash counted in the drawer, in whole yen. The day is
+        /// locked afterwards; later payments go to the next business day.
+        #[arg(long, value_name = "YEN", requires = "operator")]
+        close_counted: Option<u32>,
+        /// The cashier closing the day.
+        #[arg(long)]
+        operator: Option<String>,
+        /// The supervisor who approves a cash variance.
+        #[arg(long, requires = "reason")]
+        supervisor: Option<String>,
+        /// Why counted and expected cash differ.
+        #[arg(long, requires = "supervisor")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +108,10 @@ enum AuditCmd {
     },
 }
 
+fn parse_date(s: &str) -> Result<time::Date, String> {
+    parse_day(s).ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = jpki_kiosk::logging::init("warn") {
@@ -73,6 +123,48 @@ fn main() -> ExitCode {
             let report = jpki_kiosk::audit::verify_command(&data, anchor.as_ref());
             println!("{}", report.text);
             ExitCode::from(u8::try_from(report.exit_code).unwrap_or(2))
+        }
+        Cmd::Ledger {
+            data,
+            db,
+            date,
+            pdf,
+            csv,
+            font,
+            municipality,
+            counter,
+            close_counted,
+            operator,
+            supervisor,
+            reason,
+        } => {
+            let close = close_counted.map(|counted| DayCloseArgs {
+                counted_cash: Yen(counted),
+                operator_id: operator.unwrap_or_default(),
+                variance_approval: supervisor
+                    .zip(reason)
+                    .map(|(supervisor_id, reason)| Approval { supervisor_id, reason }),
+            });
+            let opts = DayExport {
+                close,
+                data_dir: data,
+                db,
+                day: date,
+                pdf,
+                csv,
+                font,
+                heading: Heading { municipality, counter },
+            };
+            match export_day(&opts) {
+                Ok(summary) => {
+                    print!("{}", summary.to_text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("jpki-kiosk: ledger: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
             let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
