@@ -1,0 +1,425 @@
+//! A whole NEW ISSUANCE visit driven over real peers: a private pcscd with a fresh
+//! `jpki-vcard`, `jpki-ca serve` on loopback over HTTPS with the RA certificate, and
+//! SQLite journal, audit log and registry in a temporary directory. People are scripted.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use der::{Decode, DecodePem, Encode};
+use rand_core::{OsRng, RngCore};
+use rsa::pkcs8::DecodePrivateKey;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use jpki_kiosk::card::admin_key::DEMO_MASTER_KEY;
+use jpki_kiosk::card::files::KeySlot;
+use jpki_kiosk::card::jpki_ap::JpkiAp;
+use jpki_kiosk::card::personalize::Personalizer;
+use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
+use jpki_kiosk::card::transport::{self, PcscTransport};
+use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
+use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
+use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
+use jpki_kiosk::issuance::adapters::ca::CmpCa;
+use jpki_kiosk::issuance::adapters::card::PcscCard;
+use jpki_kiosk::issuance::adapters::store::{SqliteAudit, SqliteJournal};
+use jpki_kiosk::issuance::adapters::{
+    Counter, JournalPort, PadEntry, ReceiptFile, RegistryLookup, SystemClock,
+};
+use jpki_kiosk::issuance::driver::{Driver, Ports, Status};
+use jpki_kiosk::issuance::event::{Opening, Visit};
+use jpki_kiosk::issuance::model::{
+    Form, IdDocument, PresenterKind, Seed, Slot, SubstituteChoice, SubstitutedField,
+    TransactionId, VisitId,
+};
+use jpki_kiosk::issuance::reconcile::{CaStatus, CaView, CardView, LocalView};
+use jpki_kiosk::issuance::{reconcile, Command as VisitCommand, Event, Issuance, JournalRecord, Outcome, PadCommand, Screen};
+use jpki_kiosk::peers::card_stack::{CardProcess, CardStack};
+use jpki_kiosk::registry::sample::{ids, TOWN};
+use jpki_kiosk::registry::sqlite::SqliteRegistry;
+use jpki_kiosk::staff::OperatorId;
+use jpki_kiosk::rules::identity::DocumentGroup;
+
+const AUTH_PIN: &str = "9067";
+const SIGN_PASSWORD: &str = "QZ7KW3RT";
+const SECS10: Duration = Duration::from_secs(10);
+
+/// `jpki-ca serve` on loopback ports the OS picks, its directory inside the test's.
+struct Ca {
+    child: Child,
+    dir: PathBuf,
+    https: SocketAddr,
+}
+
+impl Ca {
+    fn start(dir: PathBuf) -> Ca {
+        fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jpki-ca"))
+            .args(["serve", "--dir"])
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jpki-ca starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let https = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("https="))
+            .unwrap_or_else(|| panic!("no https= in {line:?}"))
+            .parse()
+            .unwrap();
+        Ca { child, dir, https }
+    }
+
+    fn cert(&self, name: &str) -> Certificate {
+        Certificate::from_pem(fs::read(self.dir.join(name)).unwrap()).unwrap()
+    }
+
+    fn roots(&self) -> Vec<Certificate> {
+        vec![self.cert("sign-ca.pem"), self.cert("auth-ca.pem")]
+    }
+
+    fn client(&self) -> CmpClient<HttpTransport> {
+        let mut http = HttpConfig::new(format!("https://{}/pkix/", self.https));
+        http.tls_roots_pem = fs::read(self.dir.join("tls-ca.pem")).unwrap();
+        let mut identity = fs::read(self.dir.join("ra.pem")).unwrap();
+        identity.extend(fs::read(self.dir.join("ra.key")).unwrap());
+        http.client_identity_pem = Some(Zeroizing::new(identity));
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(self.dir.join("ra.key")).unwrap()).unwrap();
+        let credential = Credential::Signature {
+            key: RaKey::from_rsa(&key).unwrap(),
+            cert: Box::new(self.cert("ra.pem")),
+            chain: vec![],
+        };
+        let trust = ResponseTrust { signer_anchors: self.roots(), mac_secret: None };
+        CmpClient::new(HttpTransport::new(&http).unwrap(), ClientConfig::new(credential, trust, self.roots()))
+    }
+
+    /// (profile, DER, confirmed) of every certificate in the CA's store.
+    fn stored(&self) -> Vec<(String, Vec<u8>, bool)> {
+        let db = rusqlite::Connection::open_with_flags(
+            self.dir.join("ca.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut stmt = db.prepare("SELECT profile, der, confirmed FROM certs ORDER BY serial").unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    }
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The resident and staff at the counter, scripted: the form of 髙橋　一郎 with 髙 → 高,
+/// a driving licence, and the PINs typed on the pad.
+struct Script;
+
+fn form() -> Form {
+    Form {
+        resident_id: ids::TAKAHASHI.into(),
+        name: "髙橋　一郎".into(),
+        furigana: "タカハシ　イチロウ".into(),
+        birth_date: time::macros::date!(1975 - 04 - 12),
+        sex: 1,
+        address: format!("{TOWN}本郷一丁目２番３号"),
+        want_sign: true,
+        want_auth: true,
+        substitutes: vec![SubstituteChoice { field: SubstitutedField::Name, index: 0, replacement: '高' }],
+        case: None,
+    }
+}
+
+fn typed(slot: Slot) -> Zeroizing<String> {
+    Zeroizing::new(match slot {
+        Slot::Auth => AUTH_PIN.to_owned(),
+        Slot::Sign => SIGN_PASSWORD.to_owned(),
+    })
+}
+
+impl Counter for Script {
+    fn answer(&mut self, command: &VisitCommand, pad: &mut PadEntry<'_>) -> Option<Event> {
+        match command {
+            VisitCommand::Show { screen: Screen::Form } => Some(Event::FormSubmitted { form: form() }),
+            VisitCommand::Show { screen: Screen::IdentityCheck } => Some(Event::IdentityRecorded {
+                presenter: PresenterKind::Holder,
+                documents: vec![IdDocument {
+                    kind: "driving_licence".into(),
+                    group: DocumentGroup::Photo,
+                    number: "301234567890".into(),
+                }],
+            }),
+            VisitCommand::Show { screen: Screen::CollectFee { amount } } => Some(Event::FeePaid { amount: *amount }),
+            VisitCommand::Pad { pad: PadCommand::AskNew { slot } } => {
+                pad.enter_new(*slot, typed(*slot)).unwrap();
+                Some(Event::PadReady { slot: *slot })
+            }
+            VisitCommand::Pad { pad: PadCommand::AskConfirm { slot } } => {
+                pad.enter_confirmation(*slot, typed(*slot)).unwrap();
+                Some(Event::PadConfirmed { slot: *slot })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn opening(n: u32) -> Opening {
+    let mut r = [[0u8; 16]; 4];
+    for x in &mut r {
+        OsRng.fill_bytes(x);
+    }
+    Opening {
+        visit: VisitId(format!("v-{n:04}")),
+        kind: Visit::NewIssuance,
+        date: time::OffsetDateTime::now_utc().date(),
+        operator: "staff-07".into(),
+        seed: Seed {
+            transaction: TransactionId(r[0]),
+            revocation: TransactionId(r[1]),
+            sender_nonce: r[2],
+            test_nonce: r[3],
+        },
+        fees: Default::default(),
+        identity: Default::default(),
+    }
+}
+
+/// Tracing of the kiosk into a file under the test directory (for the PIN scan).
+fn capture_logs(path: &Path) {
+    let file = Arc::new(Mutex::new(fs::File::create(path).unwrap()));
+    struct W(Arc<Mutex<fs::File>>);
+    impl Write for W {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.lock().unwrap().flush()
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(move || W(file.clone()))
+        .try_init();
+}
+
+/// Everything a visit runs on, in one temporary directory.
+struct Counterside {
+    dir: tempfile::TempDir,
+    stack: CardStack,
+    ca: Ca,
+}
+
+impl Counterside {
+    fn new() -> Counterside {
+        let dir = tempfile::tempdir().unwrap();
+        capture_logs(&dir.path().join("kiosk.log"));
+        let mut stack = CardStack::start(&dir.path().join("stack")).expect("card stack starts");
+        stack.set_vcard_binary(env!("CARGO_BIN_EXE_jpki-vcard"));
+        let ca = Ca::start(dir.path().join("ca"));
+        let mut registry = SqliteRegistry::open(&dir.path().join("registry.db")).unwrap();
+        registry.seed_sample().unwrap();
+        Counterside { dir, stack, ca }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn card(&mut self, name: &str, extra: &[&str]) -> CardProcess {
+        let state = self.path(name);
+        self.stack.start_card(0, &state, extra).expect("virtual card comes up")
+    }
+
+    fn card_adapter(&self) -> PcscCard {
+        let ctx = transport::establish().unwrap();
+        PcscCard::new(ctx, self.stack.reader_name(0).unwrap(), &DEMO_MASTER_KEY)
+    }
+
+    fn journal(&self) -> SqliteJournal {
+        SqliteJournal::open(&self.path("journal.db")).unwrap()
+    }
+
+    /// The driver's ports over these peers; `card` and `ca` are borrowed so the test can
+    /// look at them afterwards.
+    fn ports<'a>(&self, card: &'a mut PcscCard, ca: &'a mut CmpCa<CmpClient<HttpTransport>>) -> Ports<'a> {
+        Ports {
+            card: Box::new(card),
+            ca: Box::new(ca),
+            registry: Box::new(RegistryLookup(SqliteRegistry::open(&self.path("registry.db")).unwrap())),
+            printer: Box::new(ReceiptFile { dir: self.dir.path().to_owned() }),
+            counter: Box::new(Script),
+            journal: Box::new(self.journal()),
+            audit: Box::new(
+                SqliteAudit::open(&self.path("audit.db"), OperatorId::new("staff-07").unwrap()).unwrap(),
+            ),
+            clock: Box::new(SystemClock),
+        }
+    }
+}
+
+/// What the card holds, read back through the card layer as a client would.
+fn read_card(pcsc: &mut PcscTransport) -> (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let mut ap = JpkiAp::new(pcsc);
+    ap.detect().unwrap();
+    let serial = hex::encode(Personalizer::new(&mut ap).serial().unwrap());
+    let auth = ap.read_certificate(KeySlot::Auth.cert_fid()).unwrap();
+    ap.verify(&AuthPin::new(AUTH_PIN).unwrap()).unwrap();
+    let auth_sig = ap.sign_sha256(KeySlot::Auth, b"counter check").unwrap();
+    ap.verify(&SigningPassword::new(SIGN_PASSWORD).unwrap()).unwrap();
+    let sign = ap.read_certificate(KeySlot::Sign.cert_fid()).unwrap();
+    let sign_sig = ap.sign_sha256(KeySlot::Sign, b"counter check").unwrap();
+    (serial, auth, auth_sig, sign, sign_sig)
+}
+
+fn verifies(cert_der: &[u8], signature: &[u8]) -> bool {
+    use rsa::signature::Verifier;
+    let cert = Certificate::from_der(cert_der).unwrap();
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    let key: rsa::RsaPublicKey = rsa::pkcs8::DecodePublicKey::from_public_key_der(&spki).unwrap();
+    let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
+    let sig = rsa::pkcs1v15::Signature::try_from(signature).unwrap();
+    vk.verify(b"counter check", &sig).is_ok()
+}
+
+/// Every encoding of `pin` the scan looks for.
+fn encodings(pin: &str) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine as _;
+    let ascii = pin.as_bytes().to_vec();
+    let le: Vec<u8> = pin.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = pin.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pin.as_bytes());
+    vec![
+        ("ascii".into(), ascii.clone()),
+        ("utf16le".into(), le),
+        ("utf16be".into(), be),
+        ("hex".into(), hex::encode(&ascii).into_bytes()),
+        ("HEX".into(), hex::encode_upper(&ascii).into_bytes()),
+        ("base64".into(), b64.trim_end_matches('=').as_bytes().to_vec()),
+    ]
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+/// (file, PIN kind, encoding) of every place a PIN shows up under `dir`.
+fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        let Ok(bytes) = fs::read(file) else { continue };
+        for (which, pin) in [("auth", AUTH_PIN), ("sign", SIGN_PASSWORD)] {
+            for (enc, needle) in encodings(pin) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                    found.push(format!("{} {which} {enc}", file.display()));
+                }
+            }
+        }
+    }
+    (files.len(), found)
+}
+
+fn slot_of(profile: &str) -> Slot {
+    if profile.to_ascii_lowercase().contains("sign") { Slot::Sign } else { Slot::Auth }
+}
+
+#[test]
+fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
+    let mut side = Counterside::new();
+    let card_process = side.card("card.vcard", &[]);
+    let mut card = side.card_adapter();
+    let mut ca = CmpCa::new(side.ca.client());
+    let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(1)).expect("visit runs");
+    assert_eq!(status, Status::Ended(Outcome::Issued), "ended at {}", driver.visit().step_name());
+    let timing = driver.timing().clone();
+    drop(driver);
+    drop(card); // releases the exclusive connection
+    eprintln!("timing: {timing:?}");
+
+    // The card, read back through the card layer.
+    let ctx = transport::establish().unwrap();
+    let mut pcsc = PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
+    let (serial, auth, auth_sig, sign, sign_sig) = read_card(&mut pcsc);
+    drop(pcsc);
+    let now = SystemTime::now();
+    for (der, sig, root) in [(&auth, &auth_sig, "auth-ca.pem"), (&sign, &sign_sig, "sign-ca.pem")] {
+        let cert = Certificate::from_der(der).unwrap();
+        jpki_kiosk::enroll::chain::signed_by(&cert, &side.ca.cert(root)).expect("chains to the CA's root");
+        jpki_kiosk::enroll::chain::check_validity(&cert, now).expect("valid now");
+        assert!(verifies(der, sig), "the card's key signs for its certificate");
+    }
+
+    // The CA's store: exactly those two, confirmed.
+    let stored = side.ca.stored();
+    assert_eq!(stored.len(), 2, "{:?}", stored.iter().map(|s| &s.0).collect::<Vec<_>>());
+    assert!(stored.iter().all(|(_, _, confirmed)| *confirmed));
+    let mut on_card = vec![auth.clone(), sign.clone()];
+    let mut at_ca: Vec<Vec<u8>> = stored.iter().map(|s| s.1.clone()).collect();
+    on_card.sort();
+    at_ca.sort();
+    assert_eq!(on_card, at_ca);
+
+    // The journal ends in the done state and the visit is closed.
+    let journal = side.journal();
+    assert!(journal.unfinished().unwrap().is_none());
+    let records: Vec<JournalRecord> = journal.records("v-0001").unwrap();
+    assert_eq!(Issuance::resume(&records).0.outcome(), Some(&Outcome::Issued));
+
+    // Card, journal and CA agree.
+    let card_view = CardView {
+        serial: Some(jpki_kiosk::issuance::model::CardSerial(serial)),
+        keys: vec![Slot::Auth, Slot::Sign],
+        certs: [(Slot::Auth, auth), (Slot::Sign, sign)].into_iter().collect(),
+    };
+    let ca_view = CaView {
+        certs: stored.iter().map(|(p, der, _)| (slot_of(p), der.clone(), CaStatus::Live)).collect(),
+    };
+    let found = reconcile(&card_view, &LocalView::from_journal(&records), &ca_view);
+    assert!(found.is_empty(), "{found:?}");
+
+    // The audit trail is intact.
+    jpki_kiosk::audit::verify_file(&side.path("audit.db")).expect("audit chain verifies");
+
+    // No PIN in any encoding in any file the visit left: databases, WAL, logs, card, CA.
+    drop(card_process);
+    assert!(fs::metadata(side.path("kiosk.log")).unwrap().len() > 0, "the kiosk's tracing was captured");
+    // The scan finds each encoding when it is there.
+    let planted = tempfile::tempdir().unwrap();
+    for (enc, bytes) in encodings(SIGN_PASSWORD) {
+        let mut padded = b"xx".to_vec();
+        padded.extend(&bytes);
+        fs::write(planted.path().join(enc), padded).unwrap();
+    }
+    assert_eq!(pin_leaks(planted.path()).1.len(), 6, "the scan sees every encoding");
+    let (scanned, leaks) = pin_leaks(side.dir.path());
+    eprintln!("PIN scan: {scanned} files");
+    assert!(scanned >= 6, "scanned {scanned} files");
+    assert!(leaks.is_empty(), "PINs found: {leaks:#?}");
+}
