@@ -337,8 +337,38 @@ fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
         let Ok(bytes) = fs::read(file) else { continue };
         for (which, pin) in [("auth", AUTH_PIN), ("sign", SIGN_PASSWORD)] {
             for (enc, needle) in encodings(pin) {
-                if bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
-                    found.push(format!("{} {which} {enc}", file.display()));
+                // A digit-only PIN inside a longer run of digits (a timestamp, a counter in
+                // a log) is not that PIN; anywhere else it is.
+                let unit = match enc.as_str() {
+                    "ascii" => 1,
+                    "utf16le" | "utf16be" => 2,
+                    _ => 0,
+                };
+                let digit_at = |i: Option<usize>| -> bool {
+                    let Some(i) = i else { return false };
+                    let b = match enc.as_str() {
+                        "utf16le" if i + 1 < bytes.len() && bytes[i + 1] == 0 => bytes[i],
+                        "utf16be" if i + 1 < bytes.len() && bytes[i] == 0 => bytes[i + 1],
+                        "ascii" if i < bytes.len() => bytes[i],
+                        _ => return false,
+                    };
+                    b.is_ascii_digit()
+                };
+                let digits_only = pin.bytes().all(|b| b.is_ascii_digit());
+                let hit = bytes.windows(needle.len()).enumerate().find(|(at, w)| {
+                    *w == needle.as_slice()
+                        && !(digits_only
+                            && unit > 0
+                            && (digit_at(at.checked_sub(unit)) || digit_at(Some(at + needle.len()))))
+                });
+                if let Some((at, _)) = hit {
+                    let from = at.saturating_sub(24);
+                    let to = (at + needle.len() + 24).min(bytes.len());
+                    found.push(format!(
+                        "{} {which} {enc} at {at}: {:?}",
+                        file.display(),
+                        String::from_utf8_lossy(&bytes[from..to])
+                    ));
                 }
             }
         }
