@@ -453,3 +453,140 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
     assert!(scanned >= 6, "scanned {scanned} files");
     assert!(leaks.is_empty(), "PINs found: {leaks:#?}");
 }
+
+/// (slot, DER, status) of the CA's certificates of one transaction.
+fn ca_view(ca: &Ca, transaction: &[u8; 16]) -> CaView {
+    let db = rusqlite::Connection::open_with_flags(
+        ca.dir.join("ca.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT c.profile, c.der, c.confirmed, r.serial IS NOT NULL FROM certs c
+             LEFT JOIN revocations r ON r.serial = c.serial WHERE c.transaction_id = ?1",
+        )
+        .unwrap();
+    let certs = stmt
+        .query_map([transaction.as_slice()], |r| {
+            let profile: String = r.get(0)?;
+            let status = match (r.get::<_, i64>(2)? != 0, r.get::<_, bool>(3)?) {
+                (_, true) => CaStatus::Revoked,
+                (true, false) => CaStatus::Live,
+                (false, false) => CaStatus::Unconfirmed,
+            };
+            Ok((slot_of(&profile), r.get(1)?, status))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    CaView { certs }
+}
+
+/// What the card holds: keys and certificates per slot (the issuer's view, so the
+/// signing certificate is read after the signing password, when it is set).
+fn card_view(side: &Counterside) -> CardView {
+    let ctx = transport::establish().unwrap();
+    let mut pcsc = PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
+    let mut ap = JpkiAp::new(&mut pcsc);
+    ap.detect().unwrap();
+    let serial = Personalizer::new(&mut ap).authenticate(&DEMO_MASTER_KEY).unwrap();
+    let mut view = CardView { serial: Some(jpki_kiosk::issuance::model::CardSerial(hex::encode(serial))), ..CardView::default() };
+    for slot in [Slot::Auth, Slot::Sign] {
+        if Personalizer::new(&mut ap).read_public_key(slot.key_slot()).is_ok() {
+            view.keys.push(slot);
+        }
+    }
+    if let Ok(der) = ap.read_certificate(KeySlot::Auth.cert_fid()) {
+        view.certs.insert(Slot::Auth, der);
+    }
+    if ap.verify(&SigningPassword::new(SIGN_PASSWORD).unwrap()).is_ok() {
+        if let Ok(der) = ap.read_certificate(KeySlot::Sign.cert_fid()) {
+            view.certs.insert(Slot::Sign, der);
+        }
+    }
+    view
+}
+
+/// One new issuance on a fresh card that is pulled at APDU `n` (`fault` = `--drop-before`
+/// or `--drop-after`), put back, and finished: in-process (`wake`) or, with `restart`,
+/// by a new driver resuming from the journal. Returns the outcome and APDUs sent.
+fn pulled_visit(side: &mut Counterside, ca: &mut CmpCa<CmpClient<HttpTransport>>, visit: u32, fault: Option<(&str, u64)>, restart: bool) -> (Outcome, usize) {
+    let name = format!("card-{visit}.vcard");
+    let _ = fs::remove_file(side.path(&name));
+    let n_arg = fault.map(|(_, n)| n.to_string()).unwrap_or_default();
+    let args: Vec<&str> = match fault {
+        Some((flag, _)) => vec![flag, &n_arg],
+        None => vec![],
+    };
+    let mut process = side.card(&name, &args);
+    let mut card = side.card_adapter();
+    card.detect_timeout = Duration::from_millis(300);
+    let open = opening(visit);
+    let transaction = open.seed.transaction.0;
+    let id = open.visit.0.clone();
+    let (mut driver, mut status) = Driver::open(side.ports(&mut card, ca), open).expect("visit runs");
+    let mut restarts = 0;
+    while status == Status::Waiting {
+        restarts += 1;
+        assert!(restarts <= 3, "visit {visit} {fault:?}: still waiting at {}", driver.visit().step_name());
+        // The card was pulled: it went away (exit status 3); put it back without the fault.
+        let exited = process.wait_exit(SECS10).unwrap();
+        if exited.is_none() {
+            let records = side.journal().records(&id).unwrap();
+            let tail: Vec<String> = records.iter().rev().take(14).rev().map(|r| format!("{r:?}")).collect();
+            panic!("visit {visit} {fault:?}: waiting at {} with the card in; journal ends {tail:#?}", driver.visit().step_name());
+        }
+        process.restart_with(&[]).unwrap();
+        process.wait_present(SECS10).unwrap();
+        if restart {
+            drop(driver);
+            let (d, s) = Driver::resume(side.ports(&mut card, ca)).unwrap().expect("an open visit");
+            driver = d;
+            status = s;
+        } else {
+            status = driver.wake().unwrap();
+        }
+    }
+    drop(driver);
+    let apdus = card.stats.apdus;
+    drop(card);
+    let Status::Ended(outcome) = status else { unreachable!() };
+    // Card, journal and CA agree, however the visit ended.
+    let records = side.journal().records(&id).unwrap();
+    let found = reconcile(&card_view(side), &LocalView::from_journal(&records), &ca_view(&side.ca, &transaction));
+    assert!(found.is_empty(), "visit {visit} {fault:?} ended {outcome:?}: {found:?}");
+    drop(process);
+    (outcome, apdus)
+}
+
+/// The card is pulled before (or after) each APDU of a new issuance in turn; every visit
+/// must end consistent (issued, or a clean failure) with card, journal and CA agreeing.
+fn pull_at_every_apdu(fault: &str, parity: u64) {
+    let mut side = Counterside::new();
+    let mut ca = CmpCa::new(side.ca.client());
+    let (outcome, total) = pulled_visit(&mut side, &mut ca, 0, None, false);
+    assert_eq!(outcome, Outcome::Issued);
+    let mut issued = 0;
+    let mut points = 0;
+    for n in (1..=total as u64).filter(|n| n % 2 == parity) {
+        // Every other point resumes in a new driver from the journal, as after a restart.
+        let restart = n % 4 < 2;
+        let (outcome, _) = pulled_visit(&mut side, &mut ca, n as u32, Some((fault, n)), restart);
+        points += 1;
+        if outcome == Outcome::Issued {
+            issued += 1;
+        }
+    }
+    eprintln!("{fault}: {points} injection points of {total} APDUs, {issued} issued");
+}
+
+#[test]
+fn card_pulled_before_each_odd_apdu() {
+    pull_at_every_apdu("--drop-before", 1);
+}
+
+#[test]
+fn card_pulled_before_each_even_apdu() {
+    pull_at_every_apdu("--drop-before", 0);
+}

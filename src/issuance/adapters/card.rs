@@ -203,8 +203,12 @@ impl PcscCard {
                     }
                     ap.sign_digest_info(slot.key_slot(), digest_info)
                 });
-                // One entry, one try: a wrong PIN is asked for again.
-                pad.forget_confirmation(slot);
+                // A wrong entry is dropped (the visit asks again). A right one stays until
+                // the pad is cleared: a card pulled before the read-back repeats the test
+                // without asking the resident.
+                if matches!(&signed, Err(CardError::WrongPin { .. } | CardError::Blocked)) {
+                    pad.forget_confirmation(slot);
+                }
                 let signature = signed.map_err(|e| (Some(slot), e))?;
                 Ok(Event::TestSigned { slot, signature })
             }
