@@ -590,3 +590,69 @@ fn card_pulled_before_each_odd_apdu() {
 fn card_pulled_before_each_even_apdu() {
     pull_at_every_apdu("--drop-before", 0);
 }
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Not a timed test: the figures of `docs/performance.md` ("Visit workflow"). Runs five
+/// new issuances and prints the median software time per adapter, then five visits cut
+/// by a pulled card in the self-test and resumed by a new driver from the journal.
+#[test]
+#[ignore = "bench: run with --run-ignored only and --no-capture"]
+fn bench_visit() {
+    let mut side = Counterside::new();
+    let mut ca = CmpCa::new(side.ca.client());
+    let mut runs = Vec::new();
+    for i in 0..5u32 {
+        let name = format!("bench-{i}.vcard");
+        let _process = side.card(&name, &[]);
+        let mut card = side.card_adapter();
+        let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(100 + i)).unwrap();
+        assert_eq!(status, Status::Ended(Outcome::Issued));
+        runs.push(driver.timing().clone());
+    }
+    let pick = |f: fn(&jpki_kiosk::issuance::driver::Timing) -> Duration| median(runs.iter().map(f).collect());
+    let (card, ca_t, db, total) = (pick(|t| t.card), pick(|t| t.ca), pick(|t| t.database), pick(|t| t.total));
+    let other = pick(|t| t.total.saturating_sub(t.card + t.ca + t.database));
+    println!(
+        "visit.new_issuance: total {:.1} ms, card {:.1} ms, ca {:.1} ms, database {:.1} ms ({} records), other {:.1} ms (medians of 5)",
+        total.as_secs_f64() * 1e3,
+        card.as_secs_f64() * 1e3,
+        ca_t.as_secs_f64() * 1e3,
+        db.as_secs_f64() * 1e3,
+        runs[0].records,
+        other.as_secs_f64() * 1e3
+    );
+
+    // Resume: replaying the journal alone, and the whole resumed remainder.
+    let mut replay = Vec::new();
+    let mut rest = Vec::new();
+    for i in 0..5u32 {
+        let name = format!("bench-r{i}.vcard");
+        // APDU 41: the self-test of the auth key (after the certificates are written).
+        let mut process = side.card(&name, &["--drop-before", "41"]);
+        let mut card = side.card_adapter();
+        card.detect_timeout = Duration::from_millis(100);
+        let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(200 + i)).unwrap();
+        assert_eq!(status, Status::Waiting);
+        drop(driver);
+        process.wait_exit(SECS10).unwrap();
+        process.restart_with(&[]).unwrap();
+        process.wait_present(SECS10).unwrap();
+        let t = std::time::Instant::now();
+        let (_, records) = side.journal().unfinished().unwrap().unwrap();
+        let _ = Issuance::resume(&records);
+        replay.push(t.elapsed());
+        let t = std::time::Instant::now();
+        let (_, status) = Driver::resume(side.ports(&mut card, &mut ca)).unwrap().unwrap();
+        rest.push(t.elapsed());
+        assert_eq!(status, Status::Ended(Outcome::Issued));
+    }
+    println!(
+        "visit.resume: journal load + replay {:.2} ms, resumed remainder (re-detect, self-test, certConf, receipt) {:.1} ms",
+        median(replay).as_secs_f64() * 1e3,
+        median(rest).as_secs_f64() * 1e3
+    );
+}
