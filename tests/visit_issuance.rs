@@ -656,3 +656,96 @@ fn bench_visit() {
         median(rest).as_secs_f64() * 1e3
     );
 }
+
+/// `jpki-kiosk visit-run` in a child process over this side's peers, with its own data
+/// directory; the PINs go in on stdin, the kiosk's stderr into `data/kiosk.log`.
+fn visit_run(side: &Counterside, data: &Path, visit: &str, crash_after: Option<u64>) -> (std::process::ExitStatus, String) {
+    use jpki_kiosk::issuance::adapters::script::Script;
+    fs::create_dir_all(data).unwrap();
+    let script = data.join("script.json");
+    let s = Script {
+        form: form(),
+        presenter: PresenterKind::Holder,
+        documents: vec![IdDocument { kind: "driving_licence".into(), group: DocumentGroup::Photo, number: "301234567890".into() }],
+    };
+    fs::write(&script, serde_json::to_vec(&s).unwrap()).unwrap();
+    let log = fs::OpenOptions::new().create(true).append(true).open(data.join("kiosk.log")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"));
+    cmd.arg("visit-run")
+        .arg("--data")
+        .arg(data)
+        .arg("--ca-dir")
+        .arg(&side.ca.dir)
+        .args(["--ca-url", &format!("https://{}/pkix/", side.ca.https)])
+        .args(["--reader", side.stack.reader_name(0).unwrap().to_str().unwrap()])
+        .args(["--visit", visit])
+        .arg("--script")
+        .arg(&script)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(n) = crash_after {
+        cmd.args(["--crash-after-record", &n.to_string()]);
+    }
+    for (k, v) in side.stack.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("jpki-kiosk starts");
+    writeln!(child.stdin.take().unwrap(), "{AUTH_PIN}\n{SIGN_PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The transaction of a journaled visit (from its opening).
+fn transaction_of(records: &[JournalRecord]) -> [u8; 16] {
+    records
+        .iter()
+        .find_map(|r| match r {
+            JournalRecord::Event { event: Event::VisitOpened(o), .. } => Some(o.seed.transaction.0),
+            _ => None,
+        })
+        .expect("the journal opens the visit")
+}
+
+/// The kiosk process is killed (abort) right after each journal write of a new issuance
+/// in turn and started again; the resumed visit must end consistent.
+fn crash_at_every_record(parity: u64) {
+    let mut side = Counterside::new();
+    let _card = side.card("crash-0.vcard", &[]);
+    let (status, out) = visit_run(&side, &side.path("crash-0"), "v-crash-0", None);
+    assert!(status.success(), "{out}");
+    assert_eq!(out, r#"{"outcome":"issued"}"#);
+    let total = SqliteJournal::open(&side.path("crash-0/journal.db")).unwrap().records("v-crash-0").unwrap().len();
+    drop(_card);
+    let mut points = 0;
+    for n in (1..=total as u64).filter(|n| n % 2 == parity) {
+        let name = format!("crash-{n}");
+        let _card = side.card(&format!("{name}.vcard"), &[]);
+        let data = side.path(&name);
+        let (status, out) = visit_run(&side, &data, &name, Some(n));
+        assert!(!status.success(), "record {n}: the process was to abort: {out}");
+        let (status, out) = visit_run(&side, &data, &name, None);
+        assert!(status.success(), "record {n}: resume failed: {out}");
+        let journal = SqliteJournal::open(&data.join("journal.db")).unwrap();
+        assert!(journal.unfinished().unwrap().is_none(), "record {n}: the visit is closed");
+        let records = journal.records(&name).unwrap();
+        let outcome = Issuance::resume(&records).0.outcome().cloned();
+        assert_eq!(outcome, Some(Outcome::Issued), "record {n}: {out}");
+        let found = reconcile(&card_view(&side), &LocalView::from_journal(&records), &ca_view(&side.ca, &transaction_of(&records)));
+        assert!(found.is_empty(), "record {n}: {found:?}");
+        jpki_kiosk::audit::verify_file(&data.join("audit.db")).expect("audit chain verifies");
+        points += 1;
+    }
+    eprintln!("crash: {points} injection points of {total} journal records");
+}
+
+#[test]
+fn kiosk_killed_after_each_odd_journal_record() {
+    crash_at_every_record(1);
+}
+
+#[test]
+fn kiosk_killed_after_each_even_journal_record() {
+    crash_at_every_record(0);
+}

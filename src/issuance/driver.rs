@@ -133,8 +133,19 @@ impl<'a> Driver<'a> {
 
     /// Opens a new visit and runs it as far as it goes.
     pub fn open(ports: Ports<'a>, opening: Opening) -> Result<(Driver<'a>, Status), DriverError> {
+        Driver::open_with(ports, opening, None)
+    }
+
+    /// [`Driver::open`], aborting the process right after the `crash_after`-th journal
+    /// write (crash injection for the resume tests; never set at the counter).
+    pub fn open_with(
+        ports: Ports<'a>,
+        opening: Opening,
+        crash_after: Option<u64>,
+    ) -> Result<(Driver<'a>, Status), DriverError> {
         let id = opening.visit.0.clone();
         let mut d = Driver::with(ports, id, Issuance::new(), Journal::default());
+        d.crash_after = crash_after;
         let status = d.feed(Event::VisitOpened(opening))?;
         Ok((d, status))
     }
@@ -158,12 +169,6 @@ impl<'a> Driver<'a> {
         let status = d.run(commands);
         d.timing.total += started.elapsed();
         Ok((d, status?))
-    }
-
-    /// Aborts the process right after the `n`-th journal write of this driver (crash
-    /// injection for the resume tests; never set at the counter).
-    pub fn crash_after_record(&mut self, n: u64) {
-        self.crash_after = Some(n);
     }
 
     /// The visit as it stands.

@@ -13,6 +13,7 @@
 
 pub mod ca;
 pub mod card;
+pub mod script;
 pub mod store;
 
 use std::path::PathBuf;
