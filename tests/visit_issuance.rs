@@ -629,6 +629,7 @@ fn bench_visit() {
     // Resume: replaying the journal alone, and the whole resumed remainder.
     let mut replay = Vec::new();
     let mut rest = Vec::new();
+    let mut replayed = 0;
     for i in 0..5u32 {
         let name = format!("bench-r{i}.vcard");
         // APDU 41: the self-test of the auth key (after the certificates are written).
@@ -645,13 +646,14 @@ fn bench_visit() {
         let (_, records) = side.journal().unfinished().unwrap().unwrap();
         let _ = Issuance::resume(&records);
         replay.push(t.elapsed());
+        replayed = records.len();
         let t = std::time::Instant::now();
         let (_, status) = Driver::resume(side.ports(&mut card, &mut ca)).unwrap().unwrap();
         rest.push(t.elapsed());
         assert_eq!(status, Status::Ended(Outcome::Issued));
     }
     println!(
-        "visit.resume: journal load + replay {:.2} ms, resumed remainder (re-detect, self-test, certConf, receipt) {:.1} ms",
+        "visit.resume: journal load + replay of {replayed} records {:.2} ms, resumed remainder (re-detect, self-test, certConf, receipt) {:.1} ms",
         median(replay).as_secs_f64() * 1e3,
         median(rest).as_secs_f64() * 1e3
     );
@@ -738,6 +740,10 @@ fn crash_at_every_record(parity: u64) {
         points += 1;
     }
     eprintln!("crash: {points} injection points of {total} journal records");
+    // The kiosk processes logged at debug level into each data directory: still no PIN.
+    let (scanned, leaks) = pin_leaks(side.dir.path());
+    assert!(scanned > points, "scanned {scanned} files");
+    assert!(leaks.is_empty(), "PINs found: {leaks:#?}");
 }
 
 #[test]
