@@ -591,6 +591,16 @@ fn card_pulled_before_each_even_apdu() {
     pull_at_every_apdu("--drop-before", 0);
 }
 
+#[test]
+fn card_pulled_after_each_odd_apdu() {
+    pull_at_every_apdu("--drop-after", 1);
+}
+
+#[test]
+fn card_pulled_after_each_even_apdu() {
+    pull_at_every_apdu("--drop-after", 0);
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
