@@ -34,16 +34,18 @@ use jpki_kiosk::issuance::adapters::{
 use jpki_kiosk::issuance::driver::{Driver, Ports, Status};
 use jpki_kiosk::issuance::event::{Opening, Visit};
 use jpki_kiosk::issuance::model::{
-    Form, IdDocument, PresenterKind, Seed, Slot, SubstituteChoice, SubstitutedField,
-    TransactionId, VisitId,
+    Form, IdDocument, PresenterKind, Seed, Slot, SubstituteChoice, SubstitutedField, TransactionId,
+    VisitId,
 };
 use jpki_kiosk::issuance::reconcile::{CaStatus, CaView, CardView, LocalView};
-use jpki_kiosk::issuance::{reconcile, Command as VisitCommand, Event, Issuance, JournalRecord, Outcome, PadCommand, Screen};
+use jpki_kiosk::issuance::{
+    reconcile, Command as VisitCommand, Event, Issuance, JournalRecord, Outcome, PadCommand, Screen,
+};
 use jpki_kiosk::peers::card_stack::{CardProcess, CardStack};
 use jpki_kiosk::registry::sample::{ids, TOWN};
 use jpki_kiosk::registry::sqlite::SqliteRegistry;
-use jpki_kiosk::staff::OperatorId;
 use jpki_kiosk::rules::identity::DocumentGroup;
+use jpki_kiosk::staff::OperatorId;
 
 const AUTH_PIN: &str = "9067";
 const SIGN_PASSWORD: &str = "QZ7KW3RT";
@@ -70,7 +72,9 @@ impl Ca {
             .spawn()
             .expect("jpki-ca starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let https = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("https="))
@@ -94,14 +98,23 @@ impl Ca {
         let mut identity = fs::read(self.dir.join("ra.pem")).unwrap();
         identity.extend(fs::read(self.dir.join("ra.key")).unwrap());
         http.client_identity_pem = Some(Zeroizing::new(identity));
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(self.dir.join("ra.key")).unwrap()).unwrap();
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(
+            &fs::read_to_string(self.dir.join("ra.key")).unwrap(),
+        )
+        .unwrap();
         let credential = Credential::Signature {
             key: RaKey::from_rsa(&key).unwrap(),
             cert: Box::new(self.cert("ra.pem")),
             chain: vec![],
         };
-        let trust = ResponseTrust { signer_anchors: self.roots(), mac_secret: None };
-        CmpClient::new(HttpTransport::new(&http).unwrap(), ClientConfig::new(credential, trust, self.roots()))
+        let trust = ResponseTrust {
+            signer_anchors: self.roots(),
+            mac_secret: None,
+        };
+        CmpClient::new(
+            HttpTransport::new(&http).unwrap(),
+            ClientConfig::new(credential, trust, self.roots()),
+        )
     }
 
     /// (profile, DER, confirmed) of every certificate in the CA's store.
@@ -111,7 +124,9 @@ impl Ca {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap();
-        let mut stmt = db.prepare("SELECT profile, der, confirmed FROM certs ORDER BY serial").unwrap();
+        let mut stmt = db
+            .prepare("SELECT profile, der, confirmed FROM certs ORDER BY serial")
+            .unwrap();
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
             .unwrap()
@@ -142,7 +157,11 @@ fn form() -> Form {
         address: format!("{TOWN}本郷一丁目２番３号"),
         want_sign: true,
         want_auth: true,
-        substitutes: vec![SubstituteChoice { field: SubstitutedField::Name, index: 0, replacement: '高' }],
+        substitutes: vec![SubstituteChoice {
+            field: SubstitutedField::Name,
+            index: 0,
+            replacement: '高',
+        }],
         case: None,
     }
 }
@@ -157,8 +176,12 @@ fn typed(slot: Slot) -> Zeroizing<String> {
 impl Counter for Script {
     fn answer(&mut self, command: &VisitCommand, pad: &mut PadEntry<'_>) -> Option<Event> {
         match command {
-            VisitCommand::Show { screen: Screen::Form } => Some(Event::FormSubmitted { form: form() }),
-            VisitCommand::Show { screen: Screen::IdentityCheck } => Some(Event::IdentityRecorded {
+            VisitCommand::Show {
+                screen: Screen::Form,
+            } => Some(Event::FormSubmitted { form: form() }),
+            VisitCommand::Show {
+                screen: Screen::IdentityCheck,
+            } => Some(Event::IdentityRecorded {
                 presenter: PresenterKind::Holder,
                 documents: vec![IdDocument {
                     kind: "driving_licence".into(),
@@ -166,12 +189,18 @@ impl Counter for Script {
                     number: "301234567890".into(),
                 }],
             }),
-            VisitCommand::Show { screen: Screen::CollectFee { amount } } => Some(Event::FeePaid { amount: *amount }),
-            VisitCommand::Pad { pad: PadCommand::AskNew { slot } } => {
+            VisitCommand::Show {
+                screen: Screen::CollectFee { amount },
+            } => Some(Event::FeePaid { amount: *amount }),
+            VisitCommand::Pad {
+                pad: PadCommand::AskNew { slot },
+            } => {
                 pad.enter_new(*slot, typed(*slot)).unwrap();
                 Some(Event::PadReady { slot: *slot })
             }
-            VisitCommand::Pad { pad: PadCommand::AskConfirm { slot } } => {
+            VisitCommand::Pad {
+                pad: PadCommand::AskConfirm { slot },
+            } => {
                 pad.enter_confirmation(*slot, typed(*slot)).unwrap();
                 Some(Event::PadConfirmed { slot: *slot })
             }
@@ -246,7 +275,9 @@ impl Counterside {
 
     fn card(&mut self, name: &str, extra: &[&str]) -> CardProcess {
         let state = self.path(name);
-        self.stack.start_card(0, &state, extra).expect("virtual card comes up")
+        self.stack
+            .start_card(0, &state, extra)
+            .expect("virtual card comes up")
     }
 
     fn card_adapter(&self) -> PcscCard {
@@ -260,16 +291,25 @@ impl Counterside {
 
     /// The driver's ports over these peers; `card` and `ca` are borrowed so the test can
     /// look at them afterwards.
-    fn ports<'a>(&self, card: &'a mut PcscCard, ca: &'a mut CmpCa<CmpClient<HttpTransport>>) -> Ports<'a> {
+    fn ports<'a>(
+        &self,
+        card: &'a mut PcscCard,
+        ca: &'a mut CmpCa<CmpClient<HttpTransport>>,
+    ) -> Ports<'a> {
         Ports {
             card: Box::new(card),
             ca: Box::new(ca),
-            registry: Box::new(RegistryLookup(SqliteRegistry::open(&self.path("registry.db")).unwrap())),
-            printer: Box::new(ReceiptFile { dir: self.dir.path().to_owned() }),
+            registry: Box::new(RegistryLookup(
+                SqliteRegistry::open(&self.path("registry.db")).unwrap(),
+            )),
+            printer: Box::new(ReceiptFile {
+                dir: self.dir.path().to_owned(),
+            }),
             counter: Box::new(Script),
             journal: Box::new(self.journal()),
             audit: Box::new(
-                SqliteAudit::open(&self.path("audit.db"), OperatorId::new("staff-07").unwrap()).unwrap(),
+                SqliteAudit::open(&self.path("audit.db"), OperatorId::new("staff-07").unwrap())
+                    .unwrap(),
             ),
             clock: Box::new(SystemClock),
         }
@@ -284,7 +324,8 @@ fn read_card(pcsc: &mut PcscTransport) -> (String, Vec<u8>, Vec<u8>, Vec<u8>, Ve
     let auth = ap.read_certificate(KeySlot::Auth.cert_fid()).unwrap();
     ap.verify(&AuthPin::new(AUTH_PIN).unwrap()).unwrap();
     let auth_sig = ap.sign_sha256(KeySlot::Auth, b"counter check").unwrap();
-    ap.verify(&SigningPassword::new(SIGN_PASSWORD).unwrap()).unwrap();
+    ap.verify(&SigningPassword::new(SIGN_PASSWORD).unwrap())
+        .unwrap();
     let sign = ap.read_certificate(KeySlot::Sign.cert_fid()).unwrap();
     let sign_sig = ap.sign_sha256(KeySlot::Sign, b"counter check").unwrap();
     (serial, auth, auth_sig, sign, sign_sig)
@@ -293,7 +334,11 @@ fn read_card(pcsc: &mut PcscTransport) -> (String, Vec<u8>, Vec<u8>, Vec<u8>, Ve
 fn verifies(cert_der: &[u8], signature: &[u8]) -> bool {
     use rsa::signature::Verifier;
     let cert = Certificate::from_der(cert_der).unwrap();
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
     let key: rsa::RsaPublicKey = rsa::pkcs8::DecodePublicKey::from_public_key_der(&spki).unwrap();
     let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
     let sig = rsa::pkcs1v15::Signature::try_from(signature).unwrap();
@@ -313,7 +358,10 @@ fn encodings(pin: &str) -> Vec<(String, Vec<u8>)> {
         ("utf16be".into(), be),
         ("hex".into(), hex::encode(&ascii).into_bytes()),
         ("HEX".into(), hex::encode_upper(&ascii).into_bytes()),
-        ("base64".into(), b64.trim_end_matches('=').as_bytes().to_vec()),
+        (
+            "base64".into(),
+            b64.trim_end_matches('=').as_bytes().to_vec(),
+        ),
     ]
 }
 
@@ -359,7 +407,8 @@ fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
                     *w == needle.as_slice()
                         && !(digits_only
                             && unit > 0
-                            && (digit_at(at.checked_sub(unit)) || digit_at(Some(at + needle.len()))))
+                            && (digit_at(at.checked_sub(unit))
+                                || digit_at(Some(at + needle.len()))))
                 });
                 if let Some((at, _)) = hit {
                     let from = at.saturating_sub(24);
@@ -377,7 +426,11 @@ fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
 }
 
 fn slot_of(profile: &str) -> Slot {
-    if profile.to_ascii_lowercase().contains("sign") { Slot::Sign } else { Slot::Auth }
+    if profile.to_ascii_lowercase().contains("sign") {
+        Slot::Sign
+    } else {
+        Slot::Auth
+    }
 }
 
 #[test]
@@ -386,8 +439,14 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
     let card_process = side.card("card.vcard", &[]);
     let mut card = side.card_adapter();
     let mut ca = CmpCa::new(side.ca.client());
-    let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(1)).expect("visit runs");
-    assert_eq!(status, Status::Ended(Outcome::Issued), "ended at {}", driver.visit().step_name());
+    let (driver, status) =
+        Driver::open(side.ports(&mut card, &mut ca), opening(1)).expect("visit runs");
+    assert_eq!(
+        status,
+        Status::Ended(Outcome::Issued),
+        "ended at {}",
+        driver.visit().step_name()
+    );
     let timing = driver.timing().clone();
     drop(driver);
     drop(card); // releases the exclusive connection
@@ -395,20 +454,33 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
 
     // The card, read back through the card layer.
     let ctx = transport::establish().unwrap();
-    let mut pcsc = PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
+    let mut pcsc =
+        PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
     let (serial, auth, auth_sig, sign, sign_sig) = read_card(&mut pcsc);
     drop(pcsc);
     let now = SystemTime::now();
-    for (der, sig, root) in [(&auth, &auth_sig, "auth-ca.pem"), (&sign, &sign_sig, "sign-ca.pem")] {
+    for (der, sig, root) in [
+        (&auth, &auth_sig, "auth-ca.pem"),
+        (&sign, &sign_sig, "sign-ca.pem"),
+    ] {
         let cert = Certificate::from_der(der).unwrap();
-        jpki_kiosk::enroll::chain::signed_by(&cert, &side.ca.cert(root)).expect("chains to the CA's root");
+        jpki_kiosk::enroll::chain::signed_by(&cert, &side.ca.cert(root))
+            .expect("chains to the CA's root");
         jpki_kiosk::enroll::chain::check_validity(&cert, now).expect("valid now");
-        assert!(verifies(der, sig), "the card's key signs for its certificate");
+        assert!(
+            verifies(der, sig),
+            "the card's key signs for its certificate"
+        );
     }
 
     // The CA's store: exactly those two, confirmed.
     let stored = side.ca.stored();
-    assert_eq!(stored.len(), 2, "{:?}", stored.iter().map(|s| &s.0).collect::<Vec<_>>());
+    assert_eq!(
+        stored.len(),
+        2,
+        "{:?}",
+        stored.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
     assert!(stored.iter().all(|(_, _, confirmed)| *confirmed));
     let mut on_card = vec![auth.clone(), sign.clone()];
     let mut at_ca: Vec<Vec<u8>> = stored.iter().map(|s| s.1.clone()).collect();
@@ -420,16 +492,24 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
     let journal = side.journal();
     assert!(journal.unfinished().unwrap().is_none());
     let records: Vec<JournalRecord> = journal.records("v-0001").unwrap();
-    assert_eq!(Issuance::resume(&records).0.outcome(), Some(&Outcome::Issued));
+    assert_eq!(
+        Issuance::resume(&records).0.outcome(),
+        Some(&Outcome::Issued)
+    );
 
     // Card, journal and CA agree.
     let card_view = CardView {
         serial: Some(jpki_kiosk::issuance::model::CardSerial(serial)),
         keys: vec![Slot::Auth, Slot::Sign],
-        certs: [(Slot::Auth, auth), (Slot::Sign, sign)].into_iter().collect(),
+        certs: [(Slot::Auth, auth), (Slot::Sign, sign)]
+            .into_iter()
+            .collect(),
     };
     let ca_view = CaView {
-        certs: stored.iter().map(|(p, der, _)| (slot_of(p), der.clone(), CaStatus::Live)).collect(),
+        certs: stored
+            .iter()
+            .map(|(p, der, _)| (slot_of(p), der.clone(), CaStatus::Live))
+            .collect(),
     };
     let found = reconcile(&card_view, &LocalView::from_journal(&records), &ca_view);
     assert!(found.is_empty(), "{found:?}");
@@ -439,7 +519,10 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
 
     // No PIN in any encoding in any file the visit left: databases, WAL, logs, card, CA.
     drop(card_process);
-    assert!(fs::metadata(side.path("kiosk.log")).unwrap().len() > 0, "the kiosk's tracing was captured");
+    assert!(
+        fs::metadata(side.path("kiosk.log")).unwrap().len() > 0,
+        "the kiosk's tracing was captured"
+    );
     // The scan finds each encoding when it is there.
     let planted = tempfile::tempdir().unwrap();
     for (enc, bytes) in encodings(SIGN_PASSWORD) {
@@ -447,7 +530,11 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
         padded.extend(&bytes);
         fs::write(planted.path().join(enc), padded).unwrap();
     }
-    assert_eq!(pin_leaks(planted.path()).1.len(), 6, "the scan sees every encoding");
+    assert_eq!(
+        pin_leaks(planted.path()).1.len(),
+        6,
+        "the scan sees every encoding"
+    );
     let (scanned, leaks) = pin_leaks(side.dir.path());
     eprintln!("PIN scan: {scanned} files");
     assert!(scanned >= 6, "scanned {scanned} files");
@@ -487,20 +574,32 @@ fn ca_view(ca: &Ca, transaction: &[u8; 16]) -> CaView {
 /// signing certificate is read after the signing password, when it is set).
 fn card_view(side: &Counterside) -> CardView {
     let ctx = transport::establish().unwrap();
-    let mut pcsc = PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
+    let mut pcsc =
+        PcscTransport::wait_and_connect(&ctx, &side.stack.reader_name(0).unwrap(), SECS10).unwrap();
     let mut ap = JpkiAp::new(&mut pcsc);
     ap.detect().unwrap();
-    let serial = Personalizer::new(&mut ap).authenticate(&DEMO_MASTER_KEY).unwrap();
-    let mut view = CardView { serial: Some(jpki_kiosk::issuance::model::CardSerial(hex::encode(serial))), ..CardView::default() };
+    let serial = Personalizer::new(&mut ap)
+        .authenticate(&DEMO_MASTER_KEY)
+        .unwrap();
+    let mut view = CardView {
+        serial: Some(jpki_kiosk::issuance::model::CardSerial(hex::encode(serial))),
+        ..CardView::default()
+    };
     for slot in [Slot::Auth, Slot::Sign] {
-        if Personalizer::new(&mut ap).read_public_key(slot.key_slot()).is_ok() {
+        if Personalizer::new(&mut ap)
+            .read_public_key(slot.key_slot())
+            .is_ok()
+        {
             view.keys.push(slot);
         }
     }
     if let Ok(der) = ap.read_certificate(KeySlot::Auth.cert_fid()) {
         view.certs.insert(Slot::Auth, der);
     }
-    if ap.verify(&SigningPassword::new(SIGN_PASSWORD).unwrap()).is_ok() {
+    if ap
+        .verify(&SigningPassword::new(SIGN_PASSWORD).unwrap())
+        .is_ok()
+    {
         if let Ok(der) = ap.read_certificate(KeySlot::Sign.cert_fid()) {
             view.certs.insert(Slot::Sign, der);
         }
@@ -511,7 +610,13 @@ fn card_view(side: &Counterside) -> CardView {
 /// One new issuance on a fresh card that is pulled at APDU `n` (`fault` = `--drop-before`
 /// or `--drop-after`), put back, and finished: in-process (`wake`) or, with `restart`,
 /// by a new driver resuming from the journal. Returns the outcome and APDUs sent.
-fn pulled_visit(side: &mut Counterside, ca: &mut CmpCa<CmpClient<HttpTransport>>, visit: u32, fault: Option<(&str, u64)>, restart: bool) -> (Outcome, usize) {
+fn pulled_visit(
+    side: &mut Counterside,
+    ca: &mut CmpCa<CmpClient<HttpTransport>>,
+    visit: u32,
+    fault: Option<(&str, u64)>,
+    restart: bool,
+) -> (Outcome, usize) {
     let name = format!("card-{visit}.vcard");
     let _ = fs::remove_file(side.path(&name));
     let n_arg = fault.map(|(_, n)| n.to_string()).unwrap_or_default();
@@ -525,23 +630,39 @@ fn pulled_visit(side: &mut Counterside, ca: &mut CmpCa<CmpClient<HttpTransport>>
     let open = opening(visit);
     let transaction = open.seed.transaction.0;
     let id = open.visit.0.clone();
-    let (mut driver, mut status) = Driver::open(side.ports(&mut card, ca), open).expect("visit runs");
+    let (mut driver, mut status) =
+        Driver::open(side.ports(&mut card, ca), open).expect("visit runs");
     let mut restarts = 0;
     while status == Status::Waiting {
         restarts += 1;
-        assert!(restarts <= 3, "visit {visit} {fault:?}: still waiting at {}", driver.visit().step_name());
+        assert!(
+            restarts <= 3,
+            "visit {visit} {fault:?}: still waiting at {}",
+            driver.visit().step_name()
+        );
         // The card was pulled: it went away (exit status 3); put it back without the fault.
         let exited = process.wait_exit(SECS10).unwrap();
         if exited.is_none() {
             let records = side.journal().records(&id).unwrap();
-            let tail: Vec<String> = records.iter().rev().take(14).rev().map(|r| format!("{r:?}")).collect();
-            panic!("visit {visit} {fault:?}: waiting at {} with the card in; journal ends {tail:#?}", driver.visit().step_name());
+            let tail: Vec<String> = records
+                .iter()
+                .rev()
+                .take(14)
+                .rev()
+                .map(|r| format!("{r:?}"))
+                .collect();
+            panic!(
+                "visit {visit} {fault:?}: waiting at {} with the card in; journal ends {tail:#?}",
+                driver.visit().step_name()
+            );
         }
         process.restart_with(&[]).unwrap();
         process.wait_present(SECS10).unwrap();
         if restart {
             drop(driver);
-            let (d, s) = Driver::resume(side.ports(&mut card, ca)).unwrap().expect("an open visit");
+            let (d, s) = Driver::resume(side.ports(&mut card, ca))
+                .unwrap()
+                .expect("an open visit");
             driver = d;
             status = s;
         } else {
@@ -551,11 +672,20 @@ fn pulled_visit(side: &mut Counterside, ca: &mut CmpCa<CmpClient<HttpTransport>>
     drop(driver);
     let apdus = card.stats.apdus;
     drop(card);
-    let Status::Ended(outcome) = status else { unreachable!() };
+    let Status::Ended(outcome) = status else {
+        unreachable!()
+    };
     // Card, journal and CA agree, however the visit ended.
     let records = side.journal().records(&id).unwrap();
-    let found = reconcile(&card_view(side), &LocalView::from_journal(&records), &ca_view(&side.ca, &transaction));
-    assert!(found.is_empty(), "visit {visit} {fault:?} ended {outcome:?}: {found:?}");
+    let found = reconcile(
+        &card_view(side),
+        &LocalView::from_journal(&records),
+        &ca_view(&side.ca, &transaction),
+    );
+    assert!(
+        found.is_empty(),
+        "visit {visit} {fault:?} ended {outcome:?}: {found:?}"
+    );
     drop(process);
     (outcome, apdus)
 }
@@ -619,12 +749,20 @@ fn bench_visit() {
         let name = format!("bench-{i}.vcard");
         let _process = side.card(&name, &[]);
         let mut card = side.card_adapter();
-        let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(100 + i)).unwrap();
+        let (driver, status) =
+            Driver::open(side.ports(&mut card, &mut ca), opening(100 + i)).unwrap();
         assert_eq!(status, Status::Ended(Outcome::Issued));
         runs.push(driver.timing().clone());
     }
-    let pick = |f: fn(&jpki_kiosk::issuance::driver::Timing) -> Duration| median(runs.iter().map(f).collect());
-    let (card, ca_t, db, total) = (pick(|t| t.card), pick(|t| t.ca), pick(|t| t.database), pick(|t| t.total));
+    let pick = |f: fn(&jpki_kiosk::issuance::driver::Timing) -> Duration| {
+        median(runs.iter().map(f).collect())
+    };
+    let (card, ca_t, db, total) = (
+        pick(|t| t.card),
+        pick(|t| t.ca),
+        pick(|t| t.database),
+        pick(|t| t.total),
+    );
     let other = pick(|t| t.total.saturating_sub(t.card + t.ca + t.database));
     println!(
         "visit.new_issuance: total {:.1} ms, card {:.1} ms, ca {:.1} ms, database {:.1} ms ({} records), other {:.1} ms (medians of 5)",
@@ -646,7 +784,8 @@ fn bench_visit() {
         let mut process = side.card(&name, &["--drop-before", "41"]);
         let mut card = side.card_adapter();
         card.detect_timeout = Duration::from_millis(100);
-        let (driver, status) = Driver::open(side.ports(&mut card, &mut ca), opening(200 + i)).unwrap();
+        let (driver, status) =
+            Driver::open(side.ports(&mut card, &mut ca), opening(200 + i)).unwrap();
         assert_eq!(status, Status::Waiting);
         drop(driver);
         process.wait_exit(SECS10).unwrap();
@@ -658,7 +797,9 @@ fn bench_visit() {
         replay.push(t.elapsed());
         replayed = records.len();
         let t = std::time::Instant::now();
-        let (_, status) = Driver::resume(side.ports(&mut card, &mut ca)).unwrap().unwrap();
+        let (_, status) = Driver::resume(side.ports(&mut card, &mut ca))
+            .unwrap()
+            .unwrap();
         rest.push(t.elapsed());
         assert_eq!(status, Status::Ended(Outcome::Issued));
     }
@@ -671,17 +812,30 @@ fn bench_visit() {
 
 /// `jpki-kiosk visit-run` in a child process over this side's peers, with its own data
 /// directory; the PINs go in on stdin, the kiosk's stderr into `data/kiosk.log`.
-fn visit_run(side: &Counterside, data: &Path, visit: &str, crash_after: Option<u64>) -> (std::process::ExitStatus, String) {
+fn visit_run(
+    side: &Counterside,
+    data: &Path,
+    visit: &str,
+    crash_after: Option<u64>,
+) -> (std::process::ExitStatus, String) {
     use jpki_kiosk::issuance::adapters::script::Script;
     fs::create_dir_all(data).unwrap();
     let script = data.join("script.json");
     let s = Script {
         form: form(),
         presenter: PresenterKind::Holder,
-        documents: vec![IdDocument { kind: "driving_licence".into(), group: DocumentGroup::Photo, number: "301234567890".into() }],
+        documents: vec![IdDocument {
+            kind: "driving_licence".into(),
+            group: DocumentGroup::Photo,
+            number: "301234567890".into(),
+        }],
     };
     fs::write(&script, serde_json::to_vec(&s).unwrap()).unwrap();
-    let log = fs::OpenOptions::new().create(true).append(true).open(data.join("kiosk.log")).unwrap();
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("kiosk.log"))
+        .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"));
     cmd.arg("visit-run")
         .arg("--data")
@@ -689,7 +843,10 @@ fn visit_run(side: &Counterside, data: &Path, visit: &str, crash_after: Option<u
         .arg("--ca-dir")
         .arg(&side.ca.dir)
         .args(["--ca-url", &format!("https://{}/pkix/", side.ca.https)])
-        .args(["--reader", side.stack.reader_name(0).unwrap().to_str().unwrap()])
+        .args([
+            "--reader",
+            side.stack.reader_name(0).unwrap().to_str().unwrap(),
+        ])
         .args(["--visit", visit])
         .arg("--script")
         .arg(&script)
@@ -706,7 +863,10 @@ fn visit_run(side: &Counterside, data: &Path, visit: &str, crash_after: Option<u
     let mut child = cmd.spawn().expect("jpki-kiosk starts");
     writeln!(child.stdin.take().unwrap(), "{AUTH_PIN}\n{SIGN_PASSWORD}").unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
 }
 
 /// The transaction of a journaled visit (from its opening).
@@ -714,7 +874,10 @@ fn transaction_of(records: &[JournalRecord]) -> [u8; 16] {
     records
         .iter()
         .find_map(|r| match r {
-            JournalRecord::Event { event: Event::VisitOpened(o), .. } => Some(o.seed.transaction.0),
+            JournalRecord::Event {
+                event: Event::VisitOpened(o),
+                ..
+            } => Some(o.seed.transaction.0),
             _ => None,
         })
         .expect("the journal opens the visit")
@@ -728,7 +891,11 @@ fn crash_at_every_record(parity: u64) {
     let (status, out) = visit_run(&side, &side.path("crash-0"), "v-crash-0", None);
     assert!(status.success(), "{out}");
     assert_eq!(out, r#"{"outcome":"issued"}"#);
-    let total = SqliteJournal::open(&side.path("crash-0/journal.db")).unwrap().records("v-crash-0").unwrap().len();
+    let total = SqliteJournal::open(&side.path("crash-0/journal.db"))
+        .unwrap()
+        .records("v-crash-0")
+        .unwrap()
+        .len();
     drop(_card);
     let mut points = 0;
     for n in (1..=total as u64).filter(|n| n % 2 == parity) {
@@ -736,15 +903,25 @@ fn crash_at_every_record(parity: u64) {
         let _card = side.card(&format!("{name}.vcard"), &[]);
         let data = side.path(&name);
         let (status, out) = visit_run(&side, &data, &name, Some(n));
-        assert!(!status.success(), "record {n}: the process was to abort: {out}");
+        assert!(
+            !status.success(),
+            "record {n}: the process was to abort: {out}"
+        );
         let (status, out) = visit_run(&side, &data, &name, None);
         assert!(status.success(), "record {n}: resume failed: {out}");
         let journal = SqliteJournal::open(&data.join("journal.db")).unwrap();
-        assert!(journal.unfinished().unwrap().is_none(), "record {n}: the visit is closed");
+        assert!(
+            journal.unfinished().unwrap().is_none(),
+            "record {n}: the visit is closed"
+        );
         let records = journal.records(&name).unwrap();
         let outcome = Issuance::resume(&records).0.outcome().cloned();
         assert_eq!(outcome, Some(Outcome::Issued), "record {n}: {out}");
-        let found = reconcile(&card_view(&side), &LocalView::from_journal(&records), &ca_view(&side.ca, &transaction_of(&records)));
+        let found = reconcile(
+            &card_view(&side),
+            &LocalView::from_journal(&records),
+            &ca_view(&side.ca, &transaction_of(&records)),
+        );
         assert!(found.is_empty(), "record {n}: {found:?}");
         jpki_kiosk::audit::verify_file(&data.join("audit.db")).expect("audit chain verifies");
         points += 1;

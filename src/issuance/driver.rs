@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use super::adapters::{
-    AuditPort, CaPort, CardPort, Clock, Counter, JournalPort, PrinterPort, RegistryPort, ResidentPad,
-    StoreError,
+    AuditPort, CaPort, CardPort, Clock, Counter, JournalPort, PrinterPort, RegistryPort,
+    ResidentPad, StoreError,
 };
 use super::command::{Command, Outcome, PadCommand, Screen};
 use super::event::{Event, Opening};
@@ -108,9 +108,13 @@ fn is_failure(event: &Event) -> bool {
 fn awaits_answer(command: &Command) -> bool {
     matches!(
         command,
-        Command::Card { card: super::CardCommand::Detect }
-            | Command::Show { screen: Screen::Form | Screen::IdentityCheck | Screen::CollectFee { .. } }
-            | Command::Pad { pad: PadCommand::AskNew { .. } | PadCommand::AskConfirm { .. } }
+        Command::Card {
+            card: super::CardCommand::Detect
+        } | Command::Show {
+            screen: Screen::Form | Screen::IdentityCheck | Screen::CollectFee { .. }
+        } | Command::Pad {
+            pad: PadCommand::AskNew { .. } | PadCommand::AskConfirm { .. }
+        }
     )
 }
 
@@ -159,13 +163,21 @@ impl<'a> Driver<'a> {
         Ok(Some(Driver::resume_records(ports, id, &records)?))
     }
 
-    fn resume_records(ports: Ports<'a>, id: String, records: &[JournalRecord]) -> Result<(Driver<'a>, Status), DriverError> {
+    fn resume_records(
+        ports: Ports<'a>,
+        id: String,
+        records: &[JournalRecord],
+    ) -> Result<(Driver<'a>, Status), DriverError> {
         let started = Instant::now();
         let (visit, commands) = Issuance::resume(records);
         let mut d = Driver::with(ports, id, visit, Journal::after(records));
         let at = d.ports.clock.now();
         d.ports.audit.resumed(&d.id, at)?;
-        tracing::info!(step = d.visit.step_name(), records = records.len(), "visit resumed");
+        tracing::info!(
+            step = d.visit.step_name(),
+            records = records.len(),
+            "visit resumed"
+        );
         let status = d.run(commands);
         d.timing.total += started.elapsed();
         Ok((d, status?))
@@ -248,7 +260,9 @@ impl<'a> Driver<'a> {
                 Some(e)
             }
             Command::PrintReceipt { receipt } => Some(self.ports.printer.print(receipt)),
-            Command::Pad { pad: PadCommand::Clear } => {
+            Command::Pad {
+                pad: PadCommand::Clear,
+            } => {
                 self.pad.clear();
                 None
             }
@@ -308,4 +322,3 @@ impl<'a> Driver<'a> {
         Err(DriverError::NoProgress(MAX_ROUNDS))
     }
 }
-

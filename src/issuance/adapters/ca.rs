@@ -69,7 +69,10 @@ pub fn personal_data(holder: &Holder) -> Result<PersonalData, RequestError> {
             .substitutes
             .iter()
             .filter(|s| s.field == field)
-            .map(|s| Substitution { index: s.index, replacement: s.replacement.to_string() })
+            .map(|s| Substitution {
+                index: s.index,
+                replacement: s.replacement.to_string(),
+            })
             .collect()
     };
     let name = repertoire::apply(&holder.name, &chosen(SubstitutedField::Name))?;
@@ -80,14 +83,28 @@ pub fn personal_data(holder: &Holder) -> Result<PersonalData, RequestError> {
         name: name.text().to_owned(),
         name_substitute_positions: name.positions().to_owned(),
         sex: holder.sex.to_string(),
-        birth_date: format!("{}{:04}{:02}{:02}", era.cert_digit(), d.year(), u8::from(d.month()), d.day()),
+        birth_date: format!(
+            "{}{:04}{:02}{:02}",
+            era.cert_digit(),
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        ),
         address: address.text().to_owned(),
         address_substitute_positions: address.positions().to_owned(),
     })
 }
 
 fn request_of(command: &CaCommand) -> Option<Result<EnrollRequest, RequestError>> {
-    let CaCommand::Submit { kind, transaction, sender_nonce, keys, holder, .. } = command else {
+    let CaCommand::Submit {
+        kind,
+        transaction,
+        sender_nonce,
+        keys,
+        holder,
+        ..
+    } = command
+    else {
         return None;
     };
     Some((|| {
@@ -99,7 +116,10 @@ fn request_of(command: &CaCommand) -> Option<Result<EnrollRequest, RequestError>
                 Slot::Auth => CertProfile::UserAuth,
                 Slot::Sign => CertProfile::Signing,
             };
-            wanted.push(KeyRequest { profile, public_key });
+            wanted.push(KeyRequest {
+                profile,
+                public_key,
+            });
         }
         let personal_data = match holder {
             Some(h) if keys.iter().any(|k| k.slot == Slot::Sign) => Some(personal_data(h)?),
@@ -114,7 +134,10 @@ fn request_of(command: &CaCommand) -> Option<Result<EnrollRequest, RequestError>
             personal_data,
             // The reference CA does not yet read regInfo in RFC 4211 form: send none.
             reg_info: RegInfo::default(),
-            transaction: Transaction { id: transaction.0, seed: *sender_nonce },
+            transaction: Transaction {
+                id: transaction.0,
+                seed: *sender_nonce,
+            },
         })
     })())
 }
@@ -122,7 +145,11 @@ fn request_of(command: &CaCommand) -> Option<Result<EnrollRequest, RequestError>
 impl<E: Enroller> CmpCa<E> {
     /// A CA adapter over `enroller`.
     pub fn new(enroller: E) -> CmpCa<E> {
-        CmpCa { enroller, sent: BTreeMap::new(), issued: BTreeMap::new() }
+        CmpCa {
+            enroller,
+            sent: BTreeMap::new(),
+            issued: BTreeMap::new(),
+        }
     }
 
     /// The enroller (for tests and the bench).
@@ -143,7 +170,10 @@ impl<E: Enroller> CmpCa<E> {
                             CertProfile::UserAuth => Slot::Auth,
                             CertProfile::Signing => Slot::Sign,
                         };
-                        Some(IssuedCert { slot, der: c.certificate.to_der().ok()? })
+                        Some(IssuedCert {
+                            slot,
+                            der: c.certificate.to_der().ok()?,
+                        })
                     })
                     .collect();
                 self.issued.insert(transaction.0, issued);
@@ -160,7 +190,9 @@ impl<E: Enroller> CmpCa<E> {
                 tracing::warn!("certConf for a transaction this kiosk has no request for");
                 return Event::CaUnreachable { transaction };
             };
-            if let Event::CaUnreachable { .. } | Event::CaRejected { .. } = self.submit(transaction, req) {
+            if let Event::CaUnreachable { .. } | Event::CaRejected { .. } =
+                self.submit(transaction, req)
+            {
                 return Event::CaUnreachable { transaction };
             }
         }
@@ -191,12 +223,18 @@ fn answer_for_error(transaction: TransactionId, e: &EnrollError) -> Event {
         EnrollError::Rejected { fail_info, .. } => Event::CaRejected {
             transaction,
             rejection: CaRejection {
-                fail_info: fail_info.failures().iter().map(|f| format!("{f:?}")).collect(),
+                fail_info: fail_info
+                    .failures()
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect(),
             },
         },
         other => Event::CaRejected {
             transaction,
-            rejection: CaRejection { fail_info: vec![format!("kiosk:{}", error_kind(other))] },
+            rejection: CaRejection {
+                fail_info: vec![format!("kiosk:{}", error_kind(other))],
+            },
         },
     }
 }
@@ -221,22 +259,36 @@ impl<E: Enroller> CaPort for CmpCa<E> {
                     tracing::warn!(error = %e, "request not built");
                     Event::CaRejected {
                         transaction: *transaction,
-                        rejection: CaRejection { fail_info: vec!["kiosk:invalid_request".into()] },
+                        rejection: CaRejection {
+                            fail_info: vec!["kiosk:invalid_request".into()],
+                        },
                     }
                 }
-                None => Event::CaUnreachable { transaction: *transaction },
+                None => Event::CaUnreachable {
+                    transaction: *transaction,
+                },
             },
-            CaCommand::Confirm { transaction, accept } => self.confirm(*transaction, *accept),
+            CaCommand::Confirm {
+                transaction,
+                accept,
+            } => self.confirm(*transaction, *accept),
             CaCommand::FindLive { transaction, .. } | CaCommand::Revoke { transaction, .. } => {
-                Event::CaUnreachable { transaction: *transaction }
+                Event::CaUnreachable {
+                    transaction: *transaction,
+                }
             }
         }
     }
 
     fn recall(&mut self, records: &[JournalRecord]) {
         for record in records {
-            if let JournalRecord::Command { command: Command::Ca { ca }, .. } = record {
-                if let (CaCommand::Submit { transaction, .. }, Some(Ok(req))) = (ca, request_of(ca)) {
+            if let JournalRecord::Command {
+                command: Command::Ca { ca },
+                ..
+            } = record
+            {
+                if let (CaCommand::Submit { transaction, .. }, Some(Ok(req))) = (ca, request_of(ca))
+                {
                     self.sent.insert(transaction.0, req);
                 }
             }

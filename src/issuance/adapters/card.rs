@@ -63,9 +63,14 @@ impl PcscCard {
     /// Runs `f` inside one exclusive transaction on the connected card.
     fn step<R>(
         &mut self,
-        f: impl FnOnce(&mut JpkiAp<Metered<&mut crate::card::transport::PcscTransaction<'_>>>) -> Result<R, CardError>,
+        f: impl FnOnce(
+            &mut JpkiAp<Metered<&mut crate::card::transport::PcscTransaction<'_>>>,
+        ) -> Result<R, CardError>,
     ) -> Result<R, CardError> {
-        let conn = self.conn.as_mut().ok_or(CardError::Transport(TransportError::NoCard))?;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or(CardError::Transport(TransportError::NoCard))?;
         let mut tx = conn.transaction().map_err(CardError::Transport)?;
         let mut ap = JpkiAp::new(Metered::new(&mut tx));
         let result = f(&mut ap);
@@ -75,7 +80,11 @@ impl PcscCard {
 
     fn connect(&mut self) -> Result<(), CardError> {
         if self.conn.is_none() {
-            self.conn = Some(PcscTransport::wait_and_connect(&self.ctx, &self.reader, self.detect_timeout)?);
+            self.conn = Some(PcscTransport::wait_and_connect(
+                &self.ctx,
+                &self.reader,
+                self.detect_timeout,
+            )?);
         }
         Ok(())
     }
@@ -83,7 +92,9 @@ impl PcscCard {
     fn detect(&mut self) -> Option<Event> {
         match self.connect() {
             Ok(()) => {}
-            Err(CardError::Transport(TransportError::Timeout | TransportError::NoCard)) => return None,
+            Err(CardError::Transport(TransportError::Timeout | TransportError::NoCard)) => {
+                return None
+            }
             Err(e) => return Some(self.failure(None, e)),
         }
         let found = self.step(|ap| {
@@ -100,7 +111,10 @@ impl PcscCard {
             Ok((serial, kind))
         });
         match found {
-            Ok((serial, kind)) => Some(Event::CardDetected { serial: CardSerial(serial), kind }),
+            Ok((serial, kind)) => Some(Event::CardDetected {
+                serial: CardSerial(serial),
+                kind,
+            }),
             // Pulled while being detected: nothing to report yet, wait for the next card.
             Err(e) if e.is_card_gone() => {
                 self.conn = None;
@@ -121,7 +135,9 @@ impl PcscCard {
             CardError::WrongPin { tries_left } => CardFailure::WrongPin { slot, tries_left },
             CardError::Blocked => CardFailure::PinBlocked { slot },
             CardError::AdminKeyBlocked => CardFailure::AdminKeyBlocked,
-            CardError::AdminAuthFailed { tries_left } => CardFailure::AdminAuthFailed { tries_left },
+            CardError::AdminAuthFailed { tries_left } => {
+                CardFailure::AdminAuthFailed { tries_left }
+            }
             CardError::Transport(_) => CardFailure::Transport,
             other => CardFailure::Unexpected {
                 sw: other.status_word().unwrap_or(StatusWord(0x6F00)).0,
@@ -131,12 +147,17 @@ impl PcscCard {
         Event::CardFailed { failure }
     }
 
-    fn run_one(&mut self, command: &CardCommand, pad: &mut ResidentPad) -> Result<Event, (Option<Slot>, CardError)> {
+    fn run_one(
+        &mut self,
+        command: &CardCommand,
+        pad: &mut ResidentPad,
+    ) -> Result<Event, (Option<Slot>, CardError)> {
         let master = self.master_key.clone();
         match command {
             CardCommand::Detect => unreachable!("handled by run"),
             CardCommand::Authenticate => {
-                self.step(|ap| Personalizer::new(ap).authenticate(&master)).map_err(|e| (None, e))?;
+                self.step(|ap| Personalizer::new(ap).authenticate(&master))
+                    .map_err(|e| (None, e))?;
                 Ok(Event::CardAuthenticated)
             }
             CardCommand::GenerateKey { slot } => {
@@ -147,7 +168,10 @@ impl PcscCard {
                 let spki = key
                     .to_public_key_der()
                     .map_err(|_| (Some(slot), CardError::Malformed("public key")))?;
-                Ok(Event::KeyGenerated { slot, spki: spki.as_bytes().to_vec() })
+                Ok(Event::KeyGenerated {
+                    slot,
+                    spki: spki.as_bytes().to_vec(),
+                })
             }
             CardCommand::SetPinFromPad { slot } | CardCommand::ResetPin { slot, .. } => {
                 let slot = *slot;
@@ -189,7 +213,10 @@ impl PcscCard {
                         e => Err(e),
                     })
                     .map_err(|e| (Some(slot), e))?;
-                Ok(Event::CertRead { slot, der: der.into() })
+                Ok(Event::CertRead {
+                    slot,
+                    der: der.into(),
+                })
             }
             CardCommand::TestSign { slot, digest_info } => {
                 let slot = *slot;
@@ -206,7 +233,10 @@ impl PcscCard {
                 // A wrong entry is dropped (the visit asks again). A right one stays until
                 // the pad is cleared: a card pulled before the read-back repeats the test
                 // without asking the resident.
-                if matches!(&signed, Err(CardError::WrongPin { .. } | CardError::Blocked)) {
+                if matches!(
+                    &signed,
+                    Err(CardError::WrongPin { .. } | CardError::Blocked)
+                ) {
                     pad.forget_confirmation(slot);
                 }
                 let signature = signed.map_err(|e| (Some(slot), e))?;
@@ -225,7 +255,10 @@ impl PcscCard {
             // Reading the expiry of the certificates on a card (renewal, own-request
             // revocation) is not built in this adapter yet: the visit is told the card
             // could not do it and stops without a change.
-            CardCommand::ReadCurrentCerts => Err((None, CardError::unexpected("READ (current)", StatusWord(0x6D00)))),
+            CardCommand::ReadCurrentCerts => Err((
+                None,
+                CardError::unexpected("READ (current)", StatusWord(0x6D00)),
+            )),
         }
     }
 
@@ -243,13 +276,20 @@ impl PcscCard {
 fn write_cert<T: CardTransport>(ap: &mut JpkiAp<T>, ef: u16, der: &[u8]) -> Result<(), CardError> {
     ap.select(ef)?;
     let ok = |sw: StatusWord, what: &'static str| {
-        if sw == StatusWord::OK { Ok(()) } else { Err(CardError::unexpected(what, sw)) }
+        if sw == StatusWord::OK {
+            Ok(())
+        } else {
+            Err(CardError::unexpected(what, sw))
+        }
     };
     ok(ap.send(&personalize::erase_binary())?.sw, "ERASE BINARY")?;
     for (i, chunk) in der.chunks(WRITE_CHUNK).enumerate() {
         // The EF holds at most 4096 bytes: the offset fits u16.
         let offset = (i * WRITE_CHUNK) as u16;
-        ok(ap.send(&personalize::update_binary(offset, chunk))?.sw, "UPDATE BINARY")?;
+        ok(
+            ap.send(&personalize::update_binary(offset, chunk))?.sw,
+            "UPDATE BINARY",
+        )?;
     }
     Ok(())
 }

@@ -78,7 +78,12 @@ pub trait JournalPort {
 /// The audit log, as the driver feeds it: one call per journal record.
 pub trait AuditPort {
     /// Records what `record` means for the audit log (many records mean nothing there).
-    fn note(&mut self, visit: &str, record: &JournalRecord, at: OffsetDateTime) -> Result<(), StoreError>;
+    fn note(
+        &mut self,
+        visit: &str,
+        record: &JournalRecord,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Records that the visit was resumed after a restart.
     fn resumed(&mut self, visit: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 }
@@ -209,7 +214,11 @@ pub struct PadEntry<'a>(&'a mut ResidentPad);
 
 impl PadEntry<'_> {
     /// The resident typed a new PIN for `slot` twice, equal; its format is checked here.
-    pub fn enter_new(&mut self, slot: Slot, typed: Zeroizing<String>) -> Result<(), PinFormatError> {
+    pub fn enter_new(
+        &mut self,
+        slot: Slot,
+        typed: Zeroizing<String>,
+    ) -> Result<(), PinFormatError> {
         match slot {
             Slot::Auth => self.0.new_auth = Some(AuthPin::new(&typed)?),
             Slot::Sign => self.0.new_sign = Some(SigningPassword::new(&typed)?),
@@ -218,7 +227,11 @@ impl PadEntry<'_> {
     }
 
     /// The resident typed `slot`'s PIN once for the self-test.
-    pub fn enter_confirmation(&mut self, slot: Slot, typed: Zeroizing<String>) -> Result<(), PinFormatError> {
+    pub fn enter_confirmation(
+        &mut self,
+        slot: Slot,
+        typed: Zeroizing<String>,
+    ) -> Result<(), PinFormatError> {
         match slot {
             Slot::Auth => self.0.confirm_auth = Some(AuthPin::new(&typed)?),
             Slot::Sign => self.0.confirm_sign = Some(SigningPassword::new(&typed)?),
@@ -294,7 +307,10 @@ mod tests {
             .enter_new(Slot::Sign, Zeroizing::new("KIOSK77".into()))
             .unwrap();
         let shown = format!("{pad:?}");
-        assert!(!shown.contains("4821") && !shown.contains("KIOSK77"), "{shown}");
+        assert!(
+            !shown.contains("4821") && !shown.contains("KIOSK77"),
+            "{shown}"
+        );
         assert!(matches!(pad.new_pin(Slot::Auth), Some(PadPin::Auth(_))));
         assert!(pad.confirmation(Slot::Sign).is_none());
         pad.forget_new(Slot::Auth);

@@ -58,7 +58,11 @@ impl std::fmt::Debug for ScriptedCounter {
 
 impl ScriptedCounter {
     /// A counter answering from `script`, with the PINs the resident will type.
-    pub fn new(script: Script, auth: Zeroizing<String>, sign: Zeroizing<String>) -> ScriptedCounter {
+    pub fn new(
+        script: Script,
+        auth: Zeroizing<String>,
+        sign: Zeroizing<String>,
+    ) -> ScriptedCounter {
         ScriptedCounter { script, auth, sign }
     }
 
@@ -73,17 +77,29 @@ impl ScriptedCounter {
 impl Counter for ScriptedCounter {
     fn answer(&mut self, command: &Command, pad: &mut PadEntry<'_>) -> Option<Event> {
         match command {
-            Command::Show { screen: Screen::Form } => Some(Event::FormSubmitted { form: self.script.form.clone() }),
-            Command::Show { screen: Screen::IdentityCheck } => Some(Event::IdentityRecorded {
+            Command::Show {
+                screen: Screen::Form,
+            } => Some(Event::FormSubmitted {
+                form: self.script.form.clone(),
+            }),
+            Command::Show {
+                screen: Screen::IdentityCheck,
+            } => Some(Event::IdentityRecorded {
                 presenter: self.script.presenter,
                 documents: self.script.documents.clone(),
             }),
-            Command::Show { screen: Screen::CollectFee { amount } } => Some(Event::FeePaid { amount: *amount }),
-            Command::Pad { pad: PadCommand::AskNew { slot } } => {
+            Command::Show {
+                screen: Screen::CollectFee { amount },
+            } => Some(Event::FeePaid { amount: *amount }),
+            Command::Pad {
+                pad: PadCommand::AskNew { slot },
+            } => {
                 pad.enter_new(*slot, self.typed(*slot)).ok()?;
                 Some(Event::PadReady { slot: *slot })
             }
-            Command::Pad { pad: PadCommand::AskConfirm { slot } } => {
+            Command::Pad {
+                pad: PadCommand::AskConfirm { slot },
+            } => {
                 pad.enter_confirmation(*slot, self.typed(*slot)).ok()?;
                 Some(Event::PadConfirmed { slot: *slot })
             }
@@ -134,13 +150,18 @@ fn setup(what: &'static str) -> impl Fn(String) -> RunError {
 }
 
 fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
-    let read = |name: &str| std::fs::read(cfg.ca_dir.join(name)).map_err(|e| setup("CA files")(format!("{name}: {e}")));
+    let read = |name: &str| {
+        std::fs::read(cfg.ca_dir.join(name)).map_err(|e| setup("CA files")(format!("{name}: {e}")))
+    };
     let cert = |name: &str| -> Result<Certificate, RunError> {
         Certificate::from_pem(read(name)?).map_err(|e| setup("CA files")(format!("{name}: {e}")))
     };
     let roots = vec![cert("sign-ca.pem")?, cert("auth-ca.pem")?];
-    let key_pem = Zeroizing::new(String::from_utf8(read("ra.key")?).map_err(|e| setup("ra.key")(e.to_string()))?);
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| setup("ra.key")(e.to_string()))?;
+    let key_pem = Zeroizing::new(
+        String::from_utf8(read("ra.key")?).map_err(|e| setup("ra.key")(e.to_string()))?,
+    );
+    let key =
+        rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| setup("ra.key")(e.to_string()))?;
     let credential = Credential::Signature {
         key: RaKey::from_rsa(&key).map_err(|e| setup("ra.key")(e.to_string()))?,
         cert: Box::new(cert("ra.pem")?),
@@ -152,8 +173,14 @@ fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
     identity.extend(read("ra.key")?.iter());
     http.client_identity_pem = Some(Zeroizing::new(identity));
     let transport = HttpTransport::new(&http).map_err(|e| setup("HTTPS")(e.to_string()))?;
-    let trust = ResponseTrust { signer_anchors: roots.clone(), mac_secret: None };
-    Ok(CmpClient::new(transport, ClientConfig::new(credential, trust, roots)))
+    let trust = ResponseTrust {
+        signer_anchors: roots.clone(),
+        mac_secret: None,
+    };
+    Ok(CmpClient::new(
+        transport,
+        ClientConfig::new(credential, trust, roots),
+    ))
 }
 
 /// Runs the open visit to its end (resuming it from the journal), or a new one when none
@@ -162,19 +189,27 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
     let ctx = crate::card::transport::establish().map_err(|e| setup("pcscd")(e.to_string()))?;
     let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY);
     let mut ca = CmpCa::new(cmp_client(cfg)?);
-    let mut registry =
-        SqliteRegistry::open(&cfg.data.join("registry.db")).map_err(|e| setup("registry")(e.to_string()))?;
-    if registry.is_empty().map_err(|e| setup("registry")(e.to_string()))? {
-        registry.seed_sample().map_err(|e| setup("registry")(e.to_string()))?;
+    let mut registry = SqliteRegistry::open(&cfg.data.join("registry.db"))
+        .map_err(|e| setup("registry")(e.to_string()))?;
+    if registry
+        .is_empty()
+        .map_err(|e| setup("registry")(e.to_string()))?
+    {
+        registry
+            .seed_sample()
+            .map_err(|e| setup("registry")(e.to_string()))?;
     }
-    let journal = SqliteJournal::open(&cfg.data.join("journal.db")).map_err(|e| setup("journal")(e.to_string()))?;
+    let journal = SqliteJournal::open(&cfg.data.join("journal.db"))
+        .map_err(|e| setup("journal")(e.to_string()))?;
     let audit = SqliteAudit::open(&cfg.data.join("audit.db"), cfg.operator.clone())
         .map_err(|e| setup("audit")(e.to_string()))?;
     let ports = Ports {
         card: Box::new(&mut card),
         ca: Box::new(&mut ca),
         registry: Box::new(RegistryLookup(registry)),
-        printer: Box::new(ReceiptFile { dir: cfg.data.clone() }),
+        printer: Box::new(ReceiptFile {
+            dir: cfg.data.clone(),
+        }),
         counter: Box::new(counter),
         journal: Box::new(journal),
         audit: Box::new(audit),

@@ -42,12 +42,19 @@ impl SqliteJournal {
 
     /// Every record of `visit`, in order.
     pub fn records(&self, visit: &str) -> Result<Vec<JournalRecord>, StoreError> {
-        let mut stmt = self.db.prepare("SELECT seq, record FROM journal WHERE visit = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([visit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT seq, record FROM journal WHERE visit = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([visit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, text) = row?;
-            out.push(JournalRecord::from_json(&text).map_err(|source| StoreError::Corrupt { seq, source })?);
+            out.push(
+                JournalRecord::from_json(&text)
+                    .map_err(|source| StoreError::Corrupt { seq, source })?,
+            );
         }
         Ok(out)
     }
@@ -76,7 +83,8 @@ impl JournalPort for SqliteJournal {
     }
 
     fn close(&mut self, visit: &str) -> Result<(), StoreError> {
-        self.db.execute("UPDATE visits SET ended = 1 WHERE visit = ?1", [visit])?;
+        self.db
+            .execute("UPDATE visits SET ended = 1 WHERE visit = ?1", [visit])?;
         Ok(())
     }
 
@@ -107,7 +115,9 @@ pub struct SqliteAudit {
 
 impl std::fmt::Debug for SqliteAudit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteAudit").field("operator", &self.operator).finish_non_exhaustive()
+        f.debug_struct("SqliteAudit")
+            .field("operator", &self.operator)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +125,10 @@ impl SqliteAudit {
     /// Opens the audit log at `path`; records are made in the name of `operator` (the
     /// signed-in session's, `staff::Session::operator`).
     pub fn open(path: &Path, operator: OperatorId) -> Result<SqliteAudit, StoreError> {
-        Ok(SqliteAudit { log: AuditLog::open(path)?, operator })
+        Ok(SqliteAudit {
+            log: AuditLog::open(path)?,
+            operator,
+        })
     }
 }
 
@@ -125,10 +138,16 @@ fn action_of(record: &JournalRecord) -> Option<(Action, Details, bool)> {
     let ok = true;
     Some(match record {
         JournalRecord::Command { command, .. } => match command {
-            Command::Ca { ca: CaCommand::Submit { keys, .. } } => {
-                (Action::CaRequestSent, Details::new().count("keys", keys.len() as u64), ok)
-            }
-            Command::Show { screen: Screen::Ended { outcome } } => {
+            Command::Ca {
+                ca: CaCommand::Submit { keys, .. },
+            } => (
+                Action::CaRequestSent,
+                Details::new().count("keys", keys.len() as u64),
+                ok,
+            ),
+            Command::Show {
+                screen: Screen::Ended { outcome },
+            } => {
                 let name = match outcome {
                     Outcome::Issued => "issued",
                     Outcome::Revoked => "revoked",
@@ -144,28 +163,66 @@ fn action_of(record: &JournalRecord) -> Option<(Action, Details, bool)> {
         },
         JournalRecord::Event { event, .. } => match event {
             Event::VisitOpened(_) => (Action::VisitStarted, Details::new(), ok),
-            Event::RegistryAnswered { record } => {
-                (Action::RegistryChecked, Details::new().flag("found", record.is_some()), ok)
-            }
-            Event::IdentityRecorded { documents, .. } => {
-                (Action::IdentityRecorded, Details::new().count("documents", documents.len() as u64), ok)
-            }
+            Event::RegistryAnswered { record } => (
+                Action::RegistryChecked,
+                Details::new().flag("found", record.is_some()),
+                ok,
+            ),
+            Event::IdentityRecorded { documents, .. } => (
+                Action::IdentityRecorded,
+                Details::new().count("documents", documents.len() as u64),
+                ok,
+            ),
             Event::CardDetected { serial, .. } => {
                 let tail = serial.tail().to_owned();
-                (Action::CardDetected, Details::new().redacted("card", &tail), ok)
+                (
+                    Action::CardDetected,
+                    Details::new().redacted("card", &tail),
+                    ok,
+                )
             }
-            Event::KeyGenerated { slot, .. } => (Action::KeysGenerated, Details::new().name("slot", slot_name(*slot)), ok),
-            Event::PinSet { slot } => (Action::PinsSet, Details::new().name("slot", slot_name(*slot)), ok),
-            Event::CaIssued { certs, .. } => {
-                (Action::CaAnswered, Details::new().name("answer", "issued").count("certs", certs.len() as u64), ok)
-            }
-            Event::CaRejected { .. } => (Action::CaAnswered, Details::new().name("answer", "rejected"), false),
-            Event::CaConfirmed { .. } => (Action::CaAnswered, Details::new().name("answer", "confirmed"), ok),
-            Event::CertWritten { slot } => {
-                (Action::CertificatesWritten, Details::new().name("slot", slot_name(*slot)), ok)
-            }
-            Event::TestSigned { slot, .. } => (Action::CardVerified, Details::new().name("slot", slot_name(*slot)), ok),
-            Event::SlotErased { slot } => (Action::CardErased, Details::new().name("slot", slot_name(*slot)), ok),
+            Event::KeyGenerated { slot, .. } => (
+                Action::KeysGenerated,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::PinSet { slot } => (
+                Action::PinsSet,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::CaIssued { certs, .. } => (
+                Action::CaAnswered,
+                Details::new()
+                    .name("answer", "issued")
+                    .count("certs", certs.len() as u64),
+                ok,
+            ),
+            Event::CaRejected { .. } => (
+                Action::CaAnswered,
+                Details::new().name("answer", "rejected"),
+                false,
+            ),
+            Event::CaConfirmed { .. } => (
+                Action::CaAnswered,
+                Details::new().name("answer", "confirmed"),
+                ok,
+            ),
+            Event::CertWritten { slot } => (
+                Action::CertificatesWritten,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::TestSigned { slot, .. } => (
+                Action::CardVerified,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::SlotErased { slot } => (
+                Action::CardErased,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
             _ => return None,
         },
     })
@@ -179,7 +236,12 @@ fn slot_name(slot: crate::issuance::model::Slot) -> &'static str {
 }
 
 impl AuditPort for SqliteAudit {
-    fn note(&mut self, visit: &str, record: &JournalRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+    fn note(
+        &mut self,
+        visit: &str,
+        record: &JournalRecord,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let Some((action, details, ok)) = action_of(record) else {
             return Ok(());
         };
