@@ -385,14 +385,16 @@ fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
         let Ok(bytes) = fs::read(file) else { continue };
         for (which, pin) in [("auth", AUTH_PIN), ("sign", SIGN_PASSWORD)] {
             for (enc, needle) in encodings(pin) {
-                // A digit-only PIN inside a longer run of digits (a timestamp, a counter in
-                // a log) is not that PIN; anywhere else it is.
+                // A digit-only PIN inside a longer run of letters and digits (a number, a
+                // timestamp, hex of a certificate in the journal) is not that PIN: random
+                // hex holds any four digits often. Anywhere else it is. Its hex and base64
+                // forms are checked without this rule.
                 let unit = match enc.as_str() {
                     "ascii" => 1,
                     "utf16le" | "utf16be" => 2,
                     _ => 0,
                 };
-                let digit_at = |i: Option<usize>| -> bool {
+                let alnum_at = |i: Option<usize>| -> bool {
                     let Some(i) = i else { return false };
                     let b = match enc.as_str() {
                         "utf16le" if i + 1 < bytes.len() && bytes[i + 1] == 0 => bytes[i],
@@ -400,15 +402,15 @@ fn pin_leaks(dir: &Path) -> (usize, Vec<String>) {
                         "ascii" if i < bytes.len() => bytes[i],
                         _ => return false,
                     };
-                    b.is_ascii_digit()
+                    b.is_ascii_alphanumeric()
                 };
                 let digits_only = pin.bytes().all(|b| b.is_ascii_digit());
                 let hit = bytes.windows(needle.len()).enumerate().find(|(at, w)| {
                     *w == needle.as_slice()
                         && !(digits_only
                             && unit > 0
-                            && (digit_at(at.checked_sub(unit))
-                                || digit_at(Some(at + needle.len()))))
+                            && (alnum_at(at.checked_sub(unit))
+                                || alnum_at(Some(at + needle.len()))))
                 });
                 if let Some((at, _)) = hit {
                     let from = at.saturating_sub(24);
@@ -530,10 +532,16 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
         padded.extend(&bytes);
         fs::write(planted.path().join(enc), padded).unwrap();
     }
-    assert_eq!(
-        pin_leaks(planted.path()).1.len(),
-        6,
-        "the scan sees every encoding"
+    fs::write(
+        planted.path().join("auth-field"),
+        format!("pin={AUTH_PIN};"),
+    )
+    .unwrap();
+    fs::write(planted.path().join("in-hex"), format!("3082a{AUTH_PIN}f1")).unwrap();
+    let seen = pin_leaks(planted.path()).1;
+    assert_eq!(seen.len(), 7, "the scan sees every encoding: {seen:#?}");
+    assert!(
+        seen.iter().any(|s| s.contains("auth-field")) && !seen.iter().any(|s| s.contains("in-hex"))
     );
     let (scanned, leaks) = pin_leaks(side.dir.path());
     eprintln!("PIN scan: {scanned} files");
