@@ -295,3 +295,39 @@ impl<E: Enroller> CaPort for CmpCa<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuance::model::SubstituteChoice;
+
+    #[test]
+    fn personal_data_applies_the_chosen_substitute_and_marks_it() {
+        let holder = Holder {
+            name: "髙橋　一郎".into(),
+            birth_date: time::macros::date!(1975 - 04 - 12),
+            sex: 1,
+            address: "山吹県白樺郡若葉町本郷一丁目２番３号".into(),
+            substitutes: vec![SubstituteChoice {
+                field: SubstitutedField::Name,
+                index: 0,
+                replacement: '高',
+            }],
+        };
+        let pd = personal_data(&holder).unwrap();
+        assert_eq!(pd.name, "高橋　一郎");
+        assert_eq!(pd.name_substitute_positions, "10000");
+        assert_eq!(pd.birth_date, "319750412", "昭和 is era digit 3");
+        assert_eq!(pd.sex, "1");
+        assert!(pd.address_substitute_positions.chars().all(|c| c == '0'));
+        // Without the substitute the name cannot be certified.
+        let bare = Holder {
+            substitutes: vec![],
+            ..holder
+        };
+        assert!(matches!(
+            personal_data(&bare),
+            Err(RequestError::Substitutes(_))
+        ));
+    }
+}

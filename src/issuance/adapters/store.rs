@@ -267,3 +267,71 @@ impl AuditPort for SqliteAudit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuance::command::CardCommand;
+    use crate::issuance::journal::Journal;
+    use crate::issuance::model::Slot;
+
+    #[test]
+    fn journal_keeps_records_in_order_and_forgets_closed_visits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut j = SqliteJournal::open(&path).unwrap();
+        assert!(j.unfinished().unwrap().is_none());
+        let mut seq = Journal::default();
+        let records = vec![
+            seq.command(&Command::card(CardCommand::GenerateKey {
+                slot: Slot::Sign,
+            })),
+            seq.event(&Event::PinSet { slot: Slot::Auth }),
+        ];
+        for r in &records {
+            j.append("v-1", r).unwrap();
+        }
+        // A second connection (a restarted kiosk) sees the open visit with its records.
+        let again = SqliteJournal::open(&path).unwrap();
+        assert_eq!(
+            again.unfinished().unwrap(),
+            Some(("v-1".to_owned(), records.clone()))
+        );
+        // The same seq twice is refused: a record is never overwritten.
+        assert!(j.append("v-1", &records[0]).is_err());
+        j.close("v-1").unwrap();
+        assert!(again.unfinished().unwrap().is_none());
+        assert_eq!(again.records("v-1").unwrap(), records);
+    }
+
+    #[test]
+    fn audit_gets_steps_not_screens() {
+        let mut seq = Journal::default();
+        let key = seq.event(&Event::KeyGenerated {
+            slot: Slot::Auth,
+            spki: vec![1, 2],
+        });
+        let screen = seq.command(&Command::show(Screen::Working));
+        assert!(matches!(
+            action_of(&key),
+            Some((Action::KeysGenerated, _, true))
+        ));
+        assert!(action_of(&screen).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let mut audit = SqliteAudit::open(
+            &dir.path().join("audit.db"),
+            OperatorId::new("staff-07").unwrap(),
+        )
+        .unwrap();
+        let at = OffsetDateTime::now_utc();
+        audit.note("v-1", &key, at).unwrap();
+        audit.note("v-1", &screen, at).unwrap();
+        audit.resumed("v-1", at).unwrap();
+        assert_eq!(
+            crate::audit::verify_file(&dir.path().join("audit.db"))
+                .unwrap()
+                .entries,
+            2
+        );
+    }
+}
