@@ -45,6 +45,36 @@ enum Cmd {
         #[arg(long, hide = true)]
         stats: bool,
     },
+    /// Runs one scripted visit with the real adapters (resuming the visit the journal left
+    /// open); PINs are read from stdin, auth PIN then signing password, one per line. For
+    /// the crash-resume tests.
+    #[command(hide = true)]
+    VisitRun {
+        /// Journal, audit log, registry and receipts.
+        #[arg(long)]
+        data: PathBuf,
+        /// The CA's files (tls-ca.pem, ra.pem, ra.key, auth-ca.pem, sign-ca.pem).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The CA's CMP URL.
+        #[arg(long)]
+        ca_url: String,
+        /// The PC/SC reader.
+        #[arg(long)]
+        reader: String,
+        /// The id of a new visit.
+        #[arg(long)]
+        visit: String,
+        /// The signed-in operator.
+        #[arg(long, default_value = "staff-07")]
+        operator: String,
+        /// The form and identity documents (JSON, `issuance::adapters::script::Script`).
+        #[arg(long)]
+        script: PathBuf,
+        /// Abort right after the Nth journal write of a new visit.
+        #[arg(long)]
+        crash_after_record: Option<u64>,
+    },
     /// The append-only audit log.
     Audit {
         #[command(subcommand)]
@@ -166,6 +196,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::VisitRun { data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record } => {
+            visit_run(data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record)
+        }
         Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
             let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
             // From here on the PINs live only in their zeroizing newtypes.
@@ -201,6 +234,55 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn visit_run(
+    data: PathBuf,
+    ca_dir: PathBuf,
+    ca_url: String,
+    reader: String,
+    visit: String,
+    operator: String,
+    script: PathBuf,
+    crash_after_record: Option<u64>,
+) -> ExitCode {
+    use jpki_kiosk::issuance::adapters::script::{self, RunConfig, ScriptedCounter};
+    use zeroize::Zeroizing;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("jpki-kiosk: visit-run: {what}: {e}");
+        ExitCode::from(2)
+    };
+    let parsed: script::Script = match std::fs::read(&script).map_err(|e| e.to_string()).and_then(|b| {
+        serde_json::from_slice(&b).map_err(|e| e.to_string())
+    }) {
+        Ok(s) => s,
+        Err(e) => return fail("--script", &e),
+    };
+    let (Some(operator), Ok(reader)) = (jpki_kiosk::staff::OperatorId::new(&operator), std::ffi::CString::new(reader))
+    else {
+        return fail("arguments", &"bad --operator or --reader");
+    };
+    let line = || {
+        let mut l = Zeroizing::new(String::new());
+        let _ = std::io::stdin().read_line(&mut l);
+        Zeroizing::new(l.trim_end().to_owned())
+    };
+    let (auth, sign) = (line(), line());
+    let cfg = RunConfig { data, ca_dir, ca_url, reader, visit, operator, crash_after_record };
+    match script::run(&cfg, ScriptedCounter::new(parsed, auth, sign)) {
+        Ok(status) => {
+            println!("{}", serde_json::to_string(&match status {
+                jpki_kiosk::issuance::driver::Status::Ended(o) => serde_json::to_value(o).unwrap_or_default(),
+                jpki_kiosk::issuance::driver::Status::Waiting => serde_json::json!({"outcome": "waiting"}),
+            }).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jpki-kiosk: visit-run: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -32,7 +32,9 @@
 //! assert_eq!(refused.state, visit);
 //! ```
 
+pub mod adapters;
 pub mod command;
+pub mod driver;
 pub mod error;
 pub mod event;
 pub mod journal;

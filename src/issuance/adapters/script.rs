@@ -1,0 +1,248 @@
+//! A visit run from a prepared script, in a process of its own: the real card, CA,
+//! journal, audit and registry adapters, with staff and resident answers taken from a
+//! [`Script`] (the form and identity documents as JSON) and the PINs from the caller.
+//! Used by the hidden `jpki-kiosk visit-run` subcommand, which the crash-resume tests
+//! start and kill.
+//!
+//! What it is not: the counter's UI. PINs come in as zeroizing strings, never as
+//! arguments or script fields.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use der::DecodePem;
+use rand_core::{OsRng, RngCore};
+use rsa::pkcs8::DecodePrivateKey;
+use serde::{Deserialize, Serialize};
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::ca::CmpCa;
+use super::card::PcscCard;
+use super::store::{SqliteAudit, SqliteJournal};
+use super::{Counter, PadEntry, ReceiptFile, RegistryLookup, SystemClock};
+use crate::card::admin_key::DEMO_MASTER_KEY;
+use crate::enroll::client::{ClientConfig, CmpClient};
+use crate::enroll::http::{HttpConfig, HttpTransport};
+use crate::enroll::protect::{Credential, RaKey, ResponseTrust};
+use crate::issuance::command::{Command, PadCommand, Screen};
+use crate::issuance::driver::{Driver, DriverError, Ports, Status};
+use crate::issuance::event::{Event, Opening, Visit};
+use crate::issuance::model::{Form, IdDocument, PresenterKind, Seed, Slot, TransactionId, VisitId};
+use crate::registry::sqlite::SqliteRegistry;
+use crate::staff::OperatorId;
+
+/// What staff enter for the visit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Script {
+    /// The application form.
+    pub form: Form,
+    /// Who presents and the documents they showed.
+    pub presenter: PresenterKind,
+    /// The identity documents.
+    pub documents: Vec<IdDocument>,
+}
+
+/// The counter, answering from a script; the resident types `auth`/`sign` on the pad.
+pub struct ScriptedCounter {
+    script: Script,
+    auth: Zeroizing<String>,
+    sign: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ScriptedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptedCounter(..)")
+    }
+}
+
+impl ScriptedCounter {
+    /// A counter answering from `script`, with the PINs the resident will type.
+    pub fn new(
+        script: Script,
+        auth: Zeroizing<String>,
+        sign: Zeroizing<String>,
+    ) -> ScriptedCounter {
+        ScriptedCounter { script, auth, sign }
+    }
+
+    fn typed(&self, slot: Slot) -> Zeroizing<String> {
+        match slot {
+            Slot::Auth => self.auth.clone(),
+            Slot::Sign => self.sign.clone(),
+        }
+    }
+}
+
+impl Counter for ScriptedCounter {
+    fn answer(&mut self, command: &Command, pad: &mut PadEntry<'_>) -> Option<Event> {
+        match command {
+            Command::Show {
+                screen: Screen::Form,
+            } => Some(Event::FormSubmitted {
+                form: self.script.form.clone(),
+            }),
+            Command::Show {
+                screen: Screen::IdentityCheck,
+            } => Some(Event::IdentityRecorded {
+                presenter: self.script.presenter,
+                documents: self.script.documents.clone(),
+            }),
+            Command::Show {
+                screen: Screen::CollectFee { amount },
+            } => Some(Event::FeePaid { amount: *amount }),
+            Command::Pad {
+                pad: PadCommand::AskNew { slot },
+            } => {
+                pad.enter_new(*slot, self.typed(*slot)).ok()?;
+                Some(Event::PadReady { slot: *slot })
+            }
+            Command::Pad {
+                pad: PadCommand::AskConfirm { slot },
+            } => {
+                pad.enter_confirmation(*slot, self.typed(*slot)).ok()?;
+                Some(Event::PadConfirmed { slot: *slot })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a scripted run finds its peers and files.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Holds `journal.db`, `audit.db`, `registry.db` (seeded with the sample if new) and
+    /// receipts.
+    pub data: PathBuf,
+    /// The CA's files: `tls-ca.pem`, `ra.pem`, `ra.key`, `auth-ca.pem`, `sign-ca.pem`.
+    pub ca_dir: PathBuf,
+    /// The CA's CMP URL.
+    pub ca_url: String,
+    /// The PC/SC reader.
+    pub reader: CString,
+    /// The visit id, for a new visit.
+    pub visit: String,
+    /// The operator signed in.
+    pub operator: OperatorId,
+    /// Abort right after this many journal writes (crash injection).
+    pub crash_after_record: Option<u64>,
+}
+
+/// Why a scripted run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A file the run needs could not be read or parsed.
+    #[error("{what}: {detail}")]
+    Setup {
+        /// Which file or peer.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The driver stopped.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+fn setup(what: &'static str) -> impl Fn(String) -> RunError {
+    move |detail| RunError::Setup { what, detail }
+}
+
+fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
+    let read = |name: &str| {
+        std::fs::read(cfg.ca_dir.join(name)).map_err(|e| setup("CA files")(format!("{name}: {e}")))
+    };
+    let cert = |name: &str| -> Result<Certificate, RunError> {
+        Certificate::from_pem(read(name)?).map_err(|e| setup("CA files")(format!("{name}: {e}")))
+    };
+    let roots = vec![cert("sign-ca.pem")?, cert("auth-ca.pem")?];
+    let key_pem = Zeroizing::new(
+        String::from_utf8(read("ra.key")?).map_err(|e| setup("ra.key")(e.to_string()))?,
+    );
+    let key =
+        rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| setup("ra.key")(e.to_string()))?;
+    let credential = Credential::Signature {
+        key: RaKey::from_rsa(&key).map_err(|e| setup("ra.key")(e.to_string()))?,
+        cert: Box::new(cert("ra.pem")?),
+        chain: vec![],
+    };
+    let mut http = HttpConfig::new(cfg.ca_url.clone());
+    http.tls_roots_pem = read("tls-ca.pem")?;
+    let mut identity = read("ra.pem")?;
+    identity.extend(read("ra.key")?.iter());
+    http.client_identity_pem = Some(Zeroizing::new(identity));
+    let transport = HttpTransport::new(&http).map_err(|e| setup("HTTPS")(e.to_string()))?;
+    let trust = ResponseTrust {
+        signer_anchors: roots.clone(),
+        mac_secret: None,
+    };
+    Ok(CmpClient::new(
+        transport,
+        ClientConfig::new(credential, trust, roots),
+    ))
+}
+
+/// Runs the open visit to its end (resuming it from the journal), or a new one when none
+/// is open. Returns where it stopped.
+pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError> {
+    let ctx = crate::card::transport::establish().map_err(|e| setup("pcscd")(e.to_string()))?;
+    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY);
+    let mut ca = CmpCa::new(cmp_client(cfg)?);
+    let mut registry = SqliteRegistry::open(&cfg.data.join("registry.db"))
+        .map_err(|e| setup("registry")(e.to_string()))?;
+    if registry
+        .is_empty()
+        .map_err(|e| setup("registry")(e.to_string()))?
+    {
+        registry
+            .seed_sample()
+            .map_err(|e| setup("registry")(e.to_string()))?;
+    }
+    let journal = SqliteJournal::open(&cfg.data.join("journal.db"))
+        .map_err(|e| setup("journal")(e.to_string()))?;
+    let audit = SqliteAudit::open(&cfg.data.join("audit.db"), cfg.operator.clone())
+        .map_err(|e| setup("audit")(e.to_string()))?;
+    let ports = Ports {
+        card: Box::new(&mut card),
+        ca: Box::new(&mut ca),
+        registry: Box::new(RegistryLookup(registry)),
+        printer: Box::new(ReceiptFile {
+            dir: cfg.data.clone(),
+        }),
+        counter: Box::new(counter),
+        journal: Box::new(journal),
+        audit: Box::new(audit),
+        clock: Box::new(SystemClock),
+    };
+    let crash = cfg.crash_after_record;
+    let journal_has_open = SqliteJournal::open(&cfg.data.join("journal.db"))
+        .and_then(|j| super::JournalPort::unfinished(&j))
+        .map_err(|e| setup("journal")(e.to_string()))?
+        .is_some();
+    let (_, status) = if journal_has_open {
+        // Crash injection applies to new visits only: a resumed one must finish.
+        Driver::resume(ports)?.ok_or_else(|| setup("journal")("the open visit vanished".into()))?
+    } else {
+        let mut r = [[0u8; 16]; 4];
+        for x in &mut r {
+            OsRng.fill_bytes(x);
+        }
+        let opening = Opening {
+            visit: VisitId(cfg.visit.clone()),
+            kind: Visit::NewIssuance,
+            date: time::OffsetDateTime::now_utc().date(),
+            operator: cfg.operator.as_str().to_owned(),
+            seed: Seed {
+                transaction: TransactionId(r[0]),
+                revocation: TransactionId(r[1]),
+                sender_nonce: r[2],
+                test_nonce: r[3],
+            },
+            fees: Default::default(),
+            identity: Default::default(),
+        };
+        Driver::open_with(ports, opening, crash)?
+    };
+    Ok(status)
+}
