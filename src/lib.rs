@@ -29,6 +29,7 @@ pub mod card;
 pub mod carddemo;
 pub mod enroll;
 pub mod issuance;
+pub mod kiosk;
 pub mod logging;
 pub mod ledger;
 pub mod peers;

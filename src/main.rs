@@ -25,6 +25,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The kiosk on embedded defaults: a factory-fresh virtual card behind a private pcscd,
+    /// the reference CA on loopback, SQLite files and the sample registry. Opens the staff
+    /// and resident windows on a display; with none (or --headless) walks a new issuance
+    /// through the screens and writes a PNG of each. Needs root.
+    Demo {
+        /// Walk the scripted visit even when a display exists.
+        #[arg(long)]
+        headless: bool,
+        /// Where the card (card.vcard), the CA (ca/), the receipt, the SQLite files, the
+        /// audit log and the screenshots (screens/) go.
+        #[arg(long, default_value = "demo-data")]
+        data: PathBuf,
+        /// The resident (宛名番号 in the sample registry). Default: 𠮷田 花子, whose 𠮷
+        /// needs a 代替文字.
+        #[arg(long, default_value = jpki_kiosk::kiosk::walk::DEMO_RESIDENT)]
+        resident: String,
+        /// The auth PIN the resident sets (4 digits).
+        #[arg(long, default_value = DEFAULT_AUTH_PIN, hide_default_value = true)]
+        auth_pin: String,
+        /// The signing password the resident sets (6-16 of A-Z 0-9).
+        #[arg(long, default_value = DEFAULT_SIGN_PASSWORD, hide_default_value = true)]
+        sign_password: String,
+    },
     /// Personalise a virtual JPKI card through a private pcscd: key generation, PINs, test
     /// certificates from a throwaway CA, read-back and test signatures. Needs root.
     CardDemo {
@@ -44,6 +67,14 @@ enum Cmd {
         /// Print the figures as JSON on the last line (for benches/card.sh).
         #[arg(long, hide = true)]
         stats: bool,
+    },
+    /// Builds the windows, draws the first screen headless, and prints the time since the
+    /// process started and its memory as JSON (for benches/kiosk_start.sh).
+    #[command(hide = true)]
+    StartupProbe {
+        /// A data directory (nothing is written).
+        #[arg(long, default_value = ".")]
+        data: PathBuf,
     },
     /// Runs one scripted visit with the real adapters (resuming the visit the journal left
     /// open); PINs are read from stdin, auth PIN then signing password, one per line. For
@@ -196,6 +227,44 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Demo { headless, data, resident, mut auth_pin, mut sign_password } => {
+            let checked = (AuthPin::new(&auth_pin).map(drop), SigningPassword::new(&sign_password).map(drop));
+            let opts = jpki_kiosk::kiosk::demo::DemoOptions {
+                data,
+                headless,
+                resident,
+                auth_pin: zeroize::Zeroizing::new(std::mem::take(&mut auth_pin)),
+                sign_password: zeroize::Zeroizing::new(std::mem::take(&mut sign_password)),
+            };
+            match checked {
+                (Err(e), _) => {
+                    eprintln!("jpki-kiosk: --auth-pin: {e}");
+                    return ExitCode::from(2);
+                }
+                (_, Err(e)) => {
+                    eprintln!("jpki-kiosk: --sign-password: {e}");
+                    return ExitCode::from(2);
+                }
+                _ => {}
+            }
+            match jpki_kiosk::kiosk::demo::run(&opts, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("jpki-kiosk: demo: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::StartupProbe { data } => match jpki_kiosk::kiosk::demo::startup_probe(&data) {
+            Ok(f) => {
+                println!("{}", serde_json::to_string(&f).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("jpki-kiosk: startup-probe: {e}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::VisitRun { data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record } => {
             visit_run(data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record)
         }

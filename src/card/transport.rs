@@ -152,6 +152,15 @@ pub fn wait_for_any_card(ctx: &pcsc::Context, timeout: Duration) -> Result<CStri
     }
 }
 
+/// Whether a (responsive) card is in `reader` now.
+pub fn card_present(ctx: &pcsc::Context, reader: &CStr) -> Result<bool, TransportError> {
+    match wait_for_state(ctx, reader, Duration::ZERO, true) {
+        Ok(_) => Ok(true),
+        Err(TransportError::Timeout) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Waits until `reader` is empty (the card was pulled, or the virtual card stopped).
 pub fn wait_for_removal(
     ctx: &pcsc::Context,

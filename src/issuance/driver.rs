@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::adapters::{
     AuditPort, CaPort, CardPort, Clock, Counter, JournalPort, PrinterPort, RegistryPort,
-    ResidentPad, StoreError,
+    ResidentPad, Stage, StoreError,
 };
 use super::command::{Command, Outcome, PadCommand, Screen};
 use super::event::{Event, Opening};
@@ -183,6 +183,11 @@ impl<'a> Driver<'a> {
         Ok((d, status?))
     }
 
+    /// The visit's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The visit as it stands.
     pub fn visit(&self) -> &Issuance {
         &self.visit
@@ -241,7 +246,28 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
+    /// Runs `command`, telling the counter when a device or peer command starts and ends.
     fn dispatch(&mut self, command: &Command) -> Option<Event> {
+        let watched = matches!(
+            command,
+            Command::Card { .. }
+                | Command::Ca { .. }
+                | Command::RegistryFetch { .. }
+                | Command::PrintReceipt { .. }
+        );
+        if !watched {
+            return self.dispatch_inner(command);
+        }
+        self.ports.counter.progress(command, Stage::Started);
+        let event = self.dispatch_inner(command);
+        if let Some(e) = &event {
+            let failed = is_failure(e);
+            self.ports.counter.progress(command, Stage::Finished { failed });
+        }
+        event
+    }
+
+    fn dispatch_inner(&mut self, command: &Command) -> Option<Event> {
         let t = Instant::now();
         match command {
             Command::Card { card } => {

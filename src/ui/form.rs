@@ -22,6 +22,8 @@ use crate::rules::wareki::{self, Era};
 /// What staff typed into the form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormInput {
+    /// 宛名番号, the registry record staff look the resident up by.
+    pub resident_id: String,
     /// 氏名 as registered.
     pub name: String,
     /// ふりがな.
@@ -36,8 +38,12 @@ pub struct FormInput {
     pub month: String,
     /// Day as typed.
     pub day: String,
-    /// Whether 性別 was chosen.
-    pub sex_chosen: bool,
+    /// 性別 as the JIS X 0303 digit (1 male, 2 female), once chosen.
+    pub sex: Option<u8>,
+    /// The resident asks for the signing certificate.
+    pub want_sign: bool,
+    /// The resident asks for the user-authentication certificate.
+    pub want_auth: bool,
 }
 
 /// One character that needs a 代替文字, and whether the resident agreed to the proposal.
@@ -104,11 +110,15 @@ pub fn check(
         .iter()
         .chain(&address_marks)
         .all(|m| m.proposed.is_some() && m.confirmed);
-    let complete = !input.name.trim().is_empty()
+    let id = input.resident_id.trim();
+    let complete = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_digit())
+        && (input.want_sign || input.want_auth)
+        && !input.name.trim().is_empty()
         && !input.address.trim().is_empty()
         && furigana == FuriganaCheck::Ok
         && date == DateCheck::Ok
-        && input.sex_chosen
+        && input.sex.is_some()
         && all_confirmed;
     FormChecks { furigana, date, birth_date, date_other, name_marks, address_marks, complete }
 }
@@ -149,6 +159,39 @@ pub enum Field {
     Name,
     /// 住所.
     Address,
+}
+
+/// The application as the visit's workflow takes it, from a complete form: the typed
+/// text, the birth date, and each confirmed 代替文字 by its index in the registered text.
+/// `None` while the checks are not complete.
+pub fn application(input: &FormInput, checks: &FormChecks) -> Option<crate::issuance::model::Form> {
+    use crate::issuance::model::{Form, SubstituteChoice, SubstitutedField};
+    if !checks.complete {
+        return None;
+    }
+    let choices = |field: SubstitutedField, marks: &[Marked]| -> Option<Vec<SubstituteChoice>> {
+        marks
+            .iter()
+            .map(|m| {
+                let replacement = m.proposed.as_deref()?.chars().next()?;
+                Some(SubstituteChoice { field, index: m.index, replacement })
+            })
+            .collect()
+    };
+    let mut substitutes = choices(SubstitutedField::Name, &checks.name_marks)?;
+    substitutes.extend(choices(SubstitutedField::Address, &checks.address_marks)?);
+    Some(Form {
+        resident_id: input.resident_id.trim().to_string(),
+        name: input.name.trim().to_string(),
+        furigana: input.furigana.trim().to_string(),
+        birth_date: checks.birth_date?,
+        sex: input.sex?,
+        address: input.address.trim().to_string(),
+        want_sign: input.want_sign,
+        want_auth: input.want_auth,
+        substitutes,
+        case: None,
+    })
 }
 
 /// Wires the staff window's form to [`check`]. `on_submit` gets the input and its checks
@@ -222,6 +265,7 @@ impl FormBinding {
 fn read_input(window: &StaffWindow) -> FormInput {
     let a = window.global::<FormAdapter>();
     FormInput {
+        resident_id: a.get_resident_id().into(),
         name: a.get_name().into(),
         furigana: a.get_furigana().into(),
         address: a.get_address().into(),
@@ -234,7 +278,13 @@ fn read_input(window: &StaffWindow) -> FormInput {
         year: a.get_year().into(),
         month: a.get_month().into(),
         day: a.get_day().into(),
-        sex_chosen: a.get_sex() != Sex::Unset,
+        sex: match a.get_sex() {
+            Sex::Male => Some(1),
+            Sex::Female => Some(2),
+            Sex::Unset => None,
+        },
+        want_sign: a.get_want_sign(),
+        want_auth: a.get_want_auth(),
     }
 }
 
@@ -275,6 +325,7 @@ mod tests {
 
     fn sample() -> FormInput {
         FormInput {
+            resident_id: "1000000001".into(),
             name: "髙橋 一郎".into(),
             furigana: "たかはし いちろう".into(),
             address: "東京都千代田区霞が関2-1-2".into(),
@@ -282,7 +333,9 @@ mod tests {
             year: "55".into(),
             month: "3".into(),
             day: "1".into(),
-            sex_chosen: true,
+            sex: Some(1),
+            want_sign: true,
+            want_auth: true,
         }
     }
 
@@ -319,6 +372,29 @@ mod tests {
         w.era = Some(Era::Heisei);
         w.year = "32".into();
         assert_eq!(check(&w, &table, &[]).date, DateCheck::Invalid);
+    }
+
+    #[test]
+    fn a_complete_form_becomes_the_application() {
+        let table = SubstituteTable::shipped();
+        let input = sample();
+        let c = check(&input, &table, &[]);
+        assert!(application(&input, &c).is_none(), "substitute not confirmed yet");
+        let c = check(&input, &table, &[(Field::Name, 0, '髙')]);
+        let form = application(&input, &c).expect("complete");
+        assert_eq!(form.resident_id, "1000000001");
+        assert_eq!(form.sex, 1);
+        assert_eq!(form.birth_date, time::macros::date!(1980 - 03 - 01));
+        assert_eq!(form.substitutes.len(), 1);
+        assert_eq!(form.substitutes[0].index, 0);
+        assert_eq!(form.substitutes[0].replacement, '高');
+        let mut none = sample();
+        none.want_sign = false;
+        none.want_auth = false;
+        assert!(!check(&none, &table, &[(Field::Name, 0, '髙')]).complete, "nothing asked for");
+        let mut bad_id = sample();
+        bad_id.resident_id = "12a".into();
+        assert!(!check(&bad_id, &table, &[(Field::Name, 0, '髙')]).complete);
     }
 
     #[test]

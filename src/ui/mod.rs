@@ -30,8 +30,11 @@ mod generated {
 }
 
 pub use generated::{
-    CardPrompt, DateCheck, FormAdapter, FuriganaCheck, KeyRow, PinKind, PinMessage,
-    PinPadAdapter, PinStep, ResidentAdapter, ResidentScreen, ResidentWindow, Sex,
-    SignInAdapter, SignInMessage, StaffAdapter, StaffScreen, StaffWindow, SubstituteRow, Theme,
-    VisitAdapter, VisitType,
+    ApprovalAdapter, ApprovalMessage, CardPrompt, CaseRow, CasesAdapter, CheckRow, CheckState,
+    DateCheck, DocKind, FeeAdapter, FormAdapter, FuriganaCheck, IdentityAdapter, KeyRow,
+    NoticeAction, Payment, PinKind, PinMessage, PinPadAdapter, PinStep, Presenter,
+    ProgressAdapter, ResidentAdapter, ResidentProblem, ResidentScreen, ResidentWindow,
+    ResultAdapter, ResultKind, SettingsAdapter, Sex, SignInAdapter, SignInMessage, StaffAdapter,
+    StaffScreen, StaffWindow, StepKind, StepRow, StepState, SubstituteRow, Theme, VisitAdapter,
+    VisitType,
 };

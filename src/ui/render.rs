@@ -121,6 +121,26 @@ pub fn ensure_platform() {
     let _ = slint::platform::set_platform(Box::new(Headless));
 }
 
+/// Sets Slint's testing backend for this process (no display, no event loop, mocked
+/// time; elements found by accessible label; snapshots drawn in software). Must come
+/// before anything else touches Slint; later calls do nothing.
+pub fn ensure_testing_platform() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        use i_slint_backend_testing::{TestingBackend, TestingBackendOptions};
+        let backend = TestingBackend::new(TestingBackendOptions {
+            mock_time: true,
+            threading: false,
+            // A real rasteriser, so windows can be drawn to PNG (and lay text out with
+            // the real font's metrics).
+            renderer_name: Some("software".into()),
+        });
+        if slint::platform::set_platform(Box::new(backend)).is_err() {
+            tracing::debug!("a Slint platform was already set");
+        }
+    });
+}
+
 /// The windows behind a screen, kept alive until drawn.
 enum Built {
     Staff(StaffWindow),

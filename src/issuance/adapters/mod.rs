@@ -105,6 +105,30 @@ pub trait PrinterPort {
 pub trait Counter {
     /// The answer to `command` (a screen, a notice or a pad prompt); PINs go into `pad`.
     fn answer(&mut self, command: &Command, pad: &mut PadEntry<'_>) -> Option<Event>;
+    /// A card, CA, registry or printer command is about to run or has run (for the
+    /// progress shown to staff). Nothing to answer.
+    fn progress(&mut self, _command: &Command, _stage: Stage) {}
+}
+
+/// Where a command stands, for [`Counter::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// About to run.
+    Started,
+    /// Answered; `failed` when the answer is a failure (card pulled, CA unreachable…).
+    Finished {
+        /// The answer reports a failure.
+        failed: bool,
+    },
+}
+
+impl<T: Counter + ?Sized> Counter for &mut T {
+    fn answer(&mut self, command: &Command, pad: &mut PadEntry<'_>) -> Option<Event> {
+        (**self).answer(command, pad)
+    }
+    fn progress(&mut self, command: &Command, stage: Stage) {
+        (**self).progress(command, stage)
+    }
 }
 
 /// Wall-clock time for audit records and ticks.

@@ -149,7 +149,17 @@ fn setup(what: &'static str) -> impl Fn(String) -> RunError {
     move |detail| RunError::Setup { what, detail }
 }
 
-fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
+/// The CMP client a run uses: HTTPS with the RA certificate as TLS client identity and CMP
+/// signer, trusting the CA files in `cfg.ca_dir`.
+pub fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
+    cmp_client_with(cfg, |_| {})
+}
+
+/// [`cmp_client`] with the HTTP settings adjusted by `tweak` (timeouts, say).
+pub fn cmp_client_with(
+    cfg: &RunConfig,
+    tweak: impl FnOnce(&mut HttpConfig),
+) -> Result<CmpClient<HttpTransport>, RunError> {
     let read = |name: &str| {
         std::fs::read(cfg.ca_dir.join(name)).map_err(|e| setup("CA files")(format!("{name}: {e}")))
     };
@@ -172,6 +182,7 @@ fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
     let mut identity = read("ra.pem")?;
     identity.extend(read("ra.key")?.iter());
     http.client_identity_pem = Some(Zeroizing::new(identity));
+    tweak(&mut http);
     let transport = HttpTransport::new(&http).map_err(|e| setup("HTTPS")(e.to_string()))?;
     let trust = ResponseTrust {
         signer_anchors: roots.clone(),
