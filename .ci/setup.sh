@@ -14,6 +14,9 @@ packages=(
   cups cups-client printer-driver-cups-pdf
   # fonts for receipts and screens
   fonts-ipaexfont-gothic
+  # fallback for the few registered characters IPAex Gothic lacks (𠮷 and other
+  # ideographs outside the BMP): found at run time through fontconfig
+  fonts-noto-cjk
   ca-certificates
 )
 
