@@ -793,6 +793,25 @@ mod tests {
     }
 
     #[test]
+    fn holder_query_needs_the_ra_signature_and_a_well_formed_query() {
+        let (_d, ca) = testing::ca();
+        let query = |text: &str| {
+            Body::Cmp(PkiBody::GenM(vec![InfoTypeAndValue {
+                oid: IT_HOLDER_CERTS,
+                value: Some(Any::encode_from(&der::asn1::Utf8StringRef::new(text).unwrap()).unwrap()),
+            }]))
+        };
+        // MAC protection (the shared set-up secret) may not ask who holds what.
+        let bytes = answer(&ca, &request(&ca, query("resident-id?R-1%"), &random_nonce()));
+        let Body::Error(e) = Message::from_der(&bytes).unwrap().body else { panic!("not an error") };
+        assert!(e.pki_status_info.fail_info.unwrap().has(FailInfo::NOT_AUTHORIZED));
+        // Inside the CA, a malformed query is a bad request whoever asks.
+        let ra = Sender::Mac;
+        let item = InfoTypeAndValue { oid: IT_HOLDER_CERTS, value: None };
+        assert!(ca.holder_query(&item, &ra).is_err());
+    }
+
+    #[test]
     fn certconf_without_certificates_or_with_a_wrong_hash_is_refused() {
         let (_d, ca) = testing::ca();
         let tid = random_nonce();
