@@ -88,6 +88,18 @@ fn renewal_is_refused_before_the_window_and_free_inside_it() {
     side.assert_consistent(&first, SIGN);
     drop(records);
 
+    // The day after the expiry: too late for a renewal (a new issuance is needed).
+    let (outcome, _) = side.visit(
+        opening(4, Visit::Renewal, expiry + time::Duration::days(1)),
+        yamamoto(AUTH, SIGN),
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Refused {
+            reason: IssuanceError::RenewalExpired
+        }
+    );
+
     // A month before the expiry: renewed, free, the old pair revoked as superseded.
     let visit_date = expiry - time::Duration::days(30);
     let renewal = opening(3, Visit::Renewal, visit_date);
@@ -106,7 +118,11 @@ fn renewal_is_refused_before_the_window_and_free_inside_it() {
     assert_eq!(revoked, expected, "both old certificates superseded (4)");
     let card = side.card_view(SIGN);
     for (slot, der) in &new {
-        assert_eq!(card.certs.get(slot), Some(der), "new {slot:?} certificate on the card");
+        assert_eq!(
+            card.certs.get(slot),
+            Some(der),
+            "new {slot:?} certificate on the card"
+        );
     }
     side.assert_consistent(&records, SIGN);
 }
@@ -221,7 +237,9 @@ fn revocation_of_a_lost_card_needs_no_card() {
         }
     );
     // Card (absent), record and CA agree: nothing live is left for the lost card.
-    let lost = LocalView::from_journal(&first).serial.expect("the lost card's serial");
+    let lost = LocalView::from_journal(&first)
+        .serial
+        .expect("the lost card's serial");
     let found = reconcile(
         &CardView::default(),
         &LocalView::from_journal(&records),
@@ -233,7 +251,11 @@ fn revocation_of_a_lost_card_needs_no_card() {
     // CA revoked.
     let _card = side.card("card.vcard");
     let view = side.card_view(SIGN);
-    let found = reconcile(&view, &LocalView::from_journal(&records), &side.ca_view(&lost));
+    let found = reconcile(
+        &view,
+        &LocalView::from_journal(&records),
+        &side.ca_view(&lost),
+    );
     for slot in [Slot::Auth, Slot::Sign] {
         assert!(found.contains(&Discrepancy::CardCertNotLive {
             slot,
@@ -247,6 +269,71 @@ fn revocation_of_a_lost_card_needs_no_card() {
         )),
         "{found:?}"
     );
+}
+
+/// The system clock moved forward by a number of seconds the test sets.
+struct Later(std::rc::Rc<std::cell::Cell<i64>>);
+
+impl jpki_kiosk::issuance::adapters::Clock for Later {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.0.get())
+    }
+}
+
+#[test]
+fn a_lost_card_is_revoked_once_the_ca_is_back_on_the_clock() {
+    use jpki_kiosk::issuance::adapters::ca::CmpCa;
+    use jpki_kiosk::issuance::driver::{Driver, Status};
+    let mut side = Counterside::new();
+    let card = side.card("card.vcard");
+    let first = issue(&side, 1, yamamoto(AUTH, SIGN));
+    drop(card);
+    side.ca.stop();
+    let offset = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut card = side.card_adapter();
+    let mut ca = CmpCa::new(side.client());
+    let ports = side.ports_with_clock(
+        &mut card,
+        &mut ca,
+        yamamoto(AUTH, SIGN),
+        Box::new(Later(offset.clone())),
+    );
+    let (mut driver, status) =
+        Driver::open(ports, opening(2, Visit::RevocationLost, today())).unwrap();
+    assert_eq!(status, Status::Waiting);
+    assert_eq!(driver.visit().step_name(), "finding_old");
+    // The CA is back, but the visit waits out its back-off: a tick now sends nothing.
+    side.ca.restart();
+    offset.set(5);
+    assert_eq!(driver.tick().unwrap(), Status::Waiting);
+    assert!(side.revocations().is_empty());
+    // Half a minute later the same query is re-sent by the clock alone, and the visit ends.
+    offset.set(31);
+    assert_eq!(driver.tick().unwrap(), Status::Ended(Outcome::Revoked));
+    drop(driver);
+    assert_eq!(side.revocations().len(), 2);
+    let records = side.journal().records("v-0002").unwrap();
+    let ticks = records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                jpki_kiosk::issuance::JournalRecord::Event {
+                    event: jpki_kiosk::issuance::Event::Tick { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(ticks, 3, "one at the failure, two fed while down");
+    let lost = LocalView::from_journal(&first).serial.unwrap();
+    let found = reconcile(
+        &CardView::default(),
+        &LocalView::from_journal(&records),
+        &side.ca_view(&lost),
+    );
+    assert!(found.is_empty(), "{found:?}");
+    jpki_kiosk::audit::verify_file(&side.path("audit.db")).expect("audit chain verifies");
 }
 
 /// Blocks `slot`'s PIN on the card in reader 0 with wrong tries.
@@ -301,14 +388,24 @@ fn pin_services(slot: Slot) {
         yamamoto(AUTH, SIGN),
     );
     assert_eq!(outcome, Outcome::PinServiced);
-    assert!(pin_works(&side, slot, pin_of(slot)), "the same PIN works after release");
-    assert!(pin_works(&side, other, pin_of(other)), "the other PIN untouched");
+    assert!(
+        pin_works(&side, slot, pin_of(slot)),
+        "the same PIN works after release"
+    );
+    assert!(
+        pin_works(&side, other, pin_of(other)),
+        "the other PIN untouched"
+    );
     side.assert_consistent(&first, SIGN);
     drop(records);
 
     // Re-set: a new PIN from the pad; the old one fails.
     let (new_auth, new_sign) = ("7391", "SORA3141");
-    let new_pin = if slot == Slot::Auth { new_auth } else { new_sign };
+    let new_pin = if slot == Slot::Auth {
+        new_auth
+    } else {
+        new_sign
+    };
     block_pin(&side, slot);
     let typed = match slot {
         Slot::Auth => yamamoto(new_auth, SIGN),
@@ -318,7 +415,10 @@ fn pin_services(slot: Slot) {
     assert_eq!(outcome, Outcome::PinServiced);
     assert!(pin_works(&side, slot, new_pin), "the new PIN works");
     assert!(!pin_works(&side, slot, pin_of(slot)), "the old PIN fails");
-    assert!(pin_works(&side, other, pin_of(other)), "the other PIN untouched");
+    assert!(
+        pin_works(&side, other, pin_of(other)),
+        "the other PIN untouched"
+    );
     let sign_now = if slot == Slot::Sign { new_sign } else { SIGN };
     side.assert_consistent(&first, sign_now);
     drop(records);
@@ -384,7 +484,11 @@ fn proxy_two_visits_complete_an_issuance() {
     let case = inquiry(&side, 1);
     // Visit 2, with the answer sheet: an issuance, charged as one.
     let (outcome, records) = side.visit(
-        opening(2, Visit::ProxyCompletion, today() + time::Duration::days(10)),
+        opening(
+            2,
+            Visit::ProxyCompletion,
+            today() + time::Duration::days(10),
+        ),
         proxy(Some(case)),
     );
     assert_eq!(outcome, Outcome::Issued);
@@ -400,7 +504,11 @@ fn proxy_expired_or_mismatched_cases_are_refused() {
     let case = inquiry(&side, 1);
     // The answer sheet comes back after its expiry.
     let (outcome, _) = side.visit(
-        opening(2, Visit::ProxyCompletion, today() + time::Duration::days(31)),
+        opening(
+            2,
+            Visit::ProxyCompletion,
+            today() + time::Duration::days(31),
+        ),
         proxy(Some(case.clone())),
     );
     let Outcome::Refused {
@@ -446,7 +554,7 @@ fn median(mut v: Vec<std::time::Duration>) -> f64 {
 /// issuances, each on a fresh virtual card; prints the medians of the software time beyond
 /// the card's key generation, split by adapter.
 #[test]
-#[ignore = "bench: run with --release --run-ignored ignored-only --no-capture"]
+#[ignore = "bench: run with --release --run-ignored only --no-capture"]
 fn bench_new_issuance_beyond_key_generation() {
     use jpki_kiosk::issuance::adapters::ca::CmpCa;
     use jpki_kiosk::issuance::driver::{Driver, Status};

@@ -223,7 +223,9 @@ pub trait Enroller {
         _query: &wire::HolderQuery,
         _transaction: &Transaction,
     ) -> Result<Vec<wire::HolderCert>, EnrollError> {
-        Err(EnrollError::Config("this enroller has no holder query".into()))
+        Err(EnrollError::Config(
+            "this enroller has no holder query".into(),
+        ))
     }
 }
 

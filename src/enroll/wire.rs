@@ -279,7 +279,10 @@ impl std::fmt::Debug for HolderQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The resident id is personal data: shown only as present or not.
         f.debug_struct("HolderQuery")
-            .field("resident_id", &self.resident_id.as_ref().map(|_| "<redacted>"))
+            .field(
+                "resident_id",
+                &self.resident_id.as_ref().map(|_| "<redacted>"),
+            )
             .field("card_id", &self.card_id.as_ref().map(|_| "<redacted>"))
             .field("serials", &self.serials)
             .finish()
@@ -320,7 +323,9 @@ impl HolderQuery {
     pub fn parse(text: &str) -> Result<HolderQuery, HolderQueryError> {
         let mut q = HolderQuery::default();
         let id_ok = |v: &str| {
-            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         for pair in text.split('%').filter(|p| !p.is_empty()) {
             let bad = || HolderQueryError::BadPair(pair.chars().take(80).collect());
@@ -407,7 +412,13 @@ mod tests {
         assert!(HolderQuery::parse("name?x%").is_err());
         assert!(HolderQuery::parse("serial?XYZ%").is_err());
         assert!(HolderQuery::parse("resident-id?a b%").is_err());
-        let entry = HolderCert { certificate: crate::enroll::chain::tests::root(&crate::enroll::chain::tests::small_key(61), "holder query"), revoked: false };
+        let entry = HolderCert {
+            certificate: crate::enroll::chain::tests::root(
+                &crate::enroll::chain::tests::small_key(61),
+                "holder query",
+            ),
+            revoked: false,
+        };
         let der = der::Encode::to_der(&entry).unwrap();
         assert_eq!(<HolderCert as der::Decode>::from_der(&der).unwrap(), entry);
     }

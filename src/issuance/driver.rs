@@ -18,8 +18,8 @@ use super::adapters::{
 };
 use super::command::{Command, Outcome, PadCommand, Screen};
 use super::event::{Event, Opening, PrintFailure};
-use super::model::{Form, Timestamp};
 use super::journal::{Journal, JournalRecord};
+use super::model::{Form, Timestamp};
 use super::notice::notice_for;
 use super::state::Issuance;
 

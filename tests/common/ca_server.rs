@@ -58,6 +58,34 @@ impl CaServer {
         CaServer { child, dir, http, https }
     }
 
+    /// Stops the CA process (the directory and its store stay): the CA is down.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the CA again on the same directory and the same ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jpki-ca"))
+            .args(["serve", "--dir"])
+            .arg(self.dir.path().join("ca"))
+            .arg("--listen")
+            .arg(self.http.to_string())
+            .arg("--tls-listen")
+            .arg(self.https.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn jpki-ca");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read jpki-ca stdout");
+        assert!(line.contains("https="), "jpki-ca did not start again: {line:?}");
+        self.child = child;
+    }
+
     /// A file in the CA directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join("ca").join(name)

@@ -31,7 +31,7 @@ use jpki_kiosk::issuance::adapters::ca::{CaDirectory, CmpCa};
 use jpki_kiosk::issuance::adapters::card::PcscCard;
 use jpki_kiosk::issuance::adapters::cases::{Records, SqliteCases};
 use jpki_kiosk::issuance::adapters::store::{SqliteAudit, SqliteJournal};
-use jpki_kiosk::issuance::adapters::{Counter, PadEntry, ReceiptFile, SystemClock};
+use jpki_kiosk::issuance::adapters::{Clock, Counter, PadEntry, ReceiptFile, SystemClock};
 use jpki_kiosk::issuance::driver::{Driver, Ports, Status};
 use jpki_kiosk::issuance::event::{Opening, Visit};
 use jpki_kiosk::issuance::model::{
@@ -236,9 +236,10 @@ impl Counterside {
         let mut identity = fs::read(self.ca.file("ra.pem")).unwrap();
         identity.extend(fs::read(self.ca.file("ra.key")).unwrap());
         http.client_identity_pem = Some(Zeroizing::new(identity));
-        let key =
-            rsa::RsaPrivateKey::from_pkcs8_pem(&fs::read_to_string(self.ca.file("ra.key")).unwrap())
-                .unwrap();
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(
+            &fs::read_to_string(self.ca.file("ra.key")).unwrap(),
+        )
+        .unwrap();
         let credential = Credential::Signature {
             key: RaKey::from_rsa(&key).unwrap(),
             cert: Box::new(self.ca_cert("ra.pem")),
@@ -266,6 +267,19 @@ impl Counterside {
     /// The journal.
     pub fn journal(&self) -> SqliteJournal {
         SqliteJournal::open(&self.path("journal.db")).unwrap()
+    }
+
+    /// [`Counterside::ports`] with another clock.
+    pub fn ports_with_clock<'a>(
+        &self,
+        card: &'a mut PcscCard,
+        ca: &'a mut CmpCa<CmpClient<HttpTransport>>,
+        people: People,
+        clock: Box<dyn Clock + 'a>,
+    ) -> Ports<'a> {
+        let mut ports = self.ports(card, ca, people);
+        ports.clock = clock;
+        ports
     }
 
     /// The ports over these peers, with `people` at the counter.
@@ -363,11 +377,14 @@ impl Counterside {
         let certs = found
             .iter()
             .map(|c| {
-                let serial = hex::encode_upper(c.certificate.tbs_certificate.serial_number.as_bytes());
+                let serial =
+                    hex::encode_upper(c.certificate.tbs_certificate.serial_number.as_bytes());
                 let confirmed: bool = db
-                    .query_row("SELECT confirmed FROM certs WHERE serial = ?1", [&serial], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT confirmed FROM certs WHERE serial = ?1",
+                        [&serial],
+                        |r| r.get(0),
+                    )
                     .unwrap();
                 let status = match (c.revoked, confirmed) {
                     (true, _) => CaStatus::Revoked,

@@ -29,8 +29,8 @@ use x509_cert::ext::pkix::crl::CrlReason;
 use super::{current_cert, CaPort, CertDirectory};
 use crate::enroll::wire::{HolderCert, HolderQuery};
 use crate::enroll::{
-    BirthDate, CertProfile, EnrollError, EnrollRequest, Enroller, Issued, KeyRequest,
-    PersonalData, RegInfo, RequestKind as CmpKind, RevokeRequest, Transaction,
+    BirthDate, CertProfile, EnrollError, EnrollRequest, Enroller, Issued, KeyRequest, PersonalData,
+    RegInfo, RequestKind as CmpKind, RevokeRequest, Transaction,
 };
 use crate::issuance::command::{CaCommand, Command, Holder, RequestKind, RevocationReason};
 use crate::issuance::event::{CaRejection, Event, IssuedCert};
@@ -144,7 +144,11 @@ fn request_of(command: &CaCommand) -> Option<Result<EnrollRequest, RequestError>
             },
             keys: wanted,
             personal_data,
-            reg_info: reg_info(holder.as_ref(), card, resident.as_ref().map(|r| r.0.as_str()))?,
+            reg_info: reg_info(
+                holder.as_ref(),
+                card,
+                resident.as_ref().map(|r| r.0.as_str()),
+            )?,
             transaction: Transaction {
                 id: transaction.0,
                 seed: *sender_nonce,
@@ -171,8 +175,10 @@ fn reg_info(
         None => None,
     };
     let id = |v: &str| {
-        (!v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            .then(|| v.to_owned())
+        (!v.is_empty()
+            && v.len() <= 64
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| v.to_owned())
     };
     Ok(RegInfo {
         birth_date,
@@ -442,8 +448,12 @@ impl<E: Enroller> CaPort for CmpCa<E> {
                 ..
             } = record
             {
-                if let (CaCommand::Submit { transaction, kind, .. }, Some(Ok(req))) =
-                    (ca, request_of(ca))
+                if let (
+                    CaCommand::Submit {
+                        transaction, kind, ..
+                    },
+                    Some(Ok(req)),
+                ) = (ca, request_of(ca))
                 {
                     self.sent.insert(transaction.0, req);
                     if let RequestKind::KeyUpdate { old_serials } = kind {
@@ -479,7 +489,12 @@ impl<E: Enroller> CertDirectory for CaDirectory<E> {
             .iter()
             .filter(|c| !c.revoked)
             .filter_map(|c| {
-                let spki = c.certificate.tbs_certificate.subject_public_key_info.to_der().ok()?;
+                let spki = c
+                    .certificate
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .ok()?;
                 Some((current_cert(&c.certificate)?, spki))
             })
             .collect())

@@ -261,7 +261,9 @@ impl PcscCard {
                 .map_err(|e| (Some(slot), e))?;
                 Ok(Event::SlotErased { slot })
             }
-            CardCommand::ReadCurrentCerts => self.read_current().map(|certs| Event::CurrentCerts { certs }),
+            CardCommand::ReadCurrentCerts => self
+                .read_current()
+                .map(|certs| Event::CurrentCerts { certs }),
         }
     }
 
@@ -310,7 +312,10 @@ impl PcscCard {
                     // Without the CA the signing certificate cannot be named: report the
                     // card as unreadable rather than half of it.
                     tracing::warn!(error = %e, "the CA's directory did not answer");
-                    return Err((Some(Slot::Sign), CardError::unexpected("directory", StatusWord(0x6F00))));
+                    return Err((
+                        Some(Slot::Sign),
+                        CardError::unexpected("directory", StatusWord(0x6F00)),
+                    ));
                 }
             }
         }

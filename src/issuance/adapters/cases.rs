@@ -27,7 +27,11 @@ pub struct SqliteCases {
 }
 
 fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 impl SqliteCases {
@@ -53,7 +57,12 @@ impl SqliteCases {
         self.db.execute(
             "INSERT OR IGNORE INTO proxy_cases (case_number, resident_id, expires, request, opened)
              VALUES (?1, ?2, ?3, ?4, unixepoch())",
-            params![case.case, case.resident_id.0, case.expires.to_string(), request],
+            params![
+                case.case,
+                case.resident_id.0,
+                case.expires.to_string(),
+                request
+            ],
         )?;
         Ok(())
     }
@@ -167,21 +176,36 @@ pub fn inquiry_pdf(letter: &InquiryLetter, font: &Font) -> Result<Vec<u8>, Print
         Block::pair(10.5, w, "申請日", date_ja(letter.requested)),
         Block::pair(10.5, w, "回答期限", date_ja(case.expires)),
         Block::Rule,
-        Block::left(10.5, "あなたの電子証明書の発行について、代理人から申請がありました。"),
+        Block::left(
+            10.5,
+            "あなたの電子証明書の発行について、代理人から申請がありました。",
+        ),
         Block::left(10.5, "ご本人が申請したものであれば、下の回答書に記入し、"),
         Block::left(10.5, "代理人が回答期限までに窓口へお持ちください。"),
-        Block::left(10.5, "心当たりがない場合は、市区町村の窓口へご連絡ください。"),
+        Block::left(
+            10.5,
+            "心当たりがない場合は、市区町村の窓口へご連絡ください。",
+        ),
         Block::Gap(6.0),
         Block::centered(14.0, w, "回答書"),
         Block::pair(10.5, w, "照会番号", case.case.clone()),
-        Block::left(10.5, "上記の申請は、私が代理人に依頼したものに相違ありません。"),
+        Block::left(
+            10.5,
+            "上記の申請は、私が代理人に依頼したものに相違ありません。",
+        ),
         Block::left(10.5, "氏名（自署）：＿＿＿＿＿＿＿＿＿＿＿＿＿＿＿＿"),
         Block::Gap(3.0),
         Block::left(10.5, "利用者証明用電子証明書の暗証番号（数字4桁）：□□□□"),
-        Block::left(10.5, "署名用電子証明書の暗証番号（英数字6〜16桁）：□□□□□□□□□□□□□□□□"),
+        Block::left(
+            10.5,
+            "署名用電子証明書の暗証番号（英数字6〜16桁）：□□□□□□□□□□□□□□□□",
+        ),
         Block::left(9.0, "暗証番号は記入後、目隠しシールを貼ってください。"),
         Block::Rule,
-        Block::left(9.0, format!("この回答書は{}まで有効です。", date_ja(case.expires))),
+        Block::left(
+            9.0,
+            format!("この回答書は{}まで有効です。", date_ja(case.expires)),
+        ),
     ];
     pdf::render("照会書兼回答書", font, Paper::A4, &blocks, &[])
 }

@@ -28,8 +28,8 @@ use super::journal::JournalRecord;
 use super::model::{
     CardSerial, CurrentCert, Form, InquiryCase, RegisteredResident, ResidentRef, Slot,
 };
-use crate::pki::jpki_profile::{requested_profile, CertProfile};
 use crate::card::pin::{AuthPin, PinFormatError, SigningPassword};
+use crate::pki::jpki_profile::{requested_profile, CertProfile};
 use crate::registry::{ResidentId, ResidentRegistry};
 
 /// Why an adapter could not keep its record (journal or audit): the visit must stop,

@@ -18,8 +18,8 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::ca::{CaDirectory, CmpCa};
-use super::cases::{Records, SqliteCases};
 use super::card::PcscCard;
+use super::cases::{Records, SqliteCases};
 use super::store::{SqliteAudit, SqliteJournal};
 use super::{Counter, PadEntry, ReceiptFile, SystemClock};
 use crate::card::admin_key::DEMO_MASTER_KEY;
