@@ -246,6 +246,9 @@ impl<E: Enroller> CmpCa<E> {
         serials: &[String],
         reason: CrlReason,
     ) -> Event {
+        if serials.is_empty() {
+            return Event::CaRevoked { transaction };
+        }
         let query = HolderQuery {
             serials: serials.iter().map(|s| s.to_ascii_uppercase()).collect(),
             ..HolderQuery::default()
