@@ -422,6 +422,35 @@ fn pin_services(slot: Slot) {
     let sign_now = if slot == Slot::Sign { new_sign } else { SIGN };
     side.assert_consistent(&first, sign_now);
     drop(records);
+    // No signing password, old or new, in any file the kiosk or the CA wrote.
+    let mut files = Vec::new();
+    files_under(side.dir.path(), &mut files);
+    files_under(&side.ca.file(""), &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for pw in [SIGN, new_sign] {
+            let utf16: Vec<u8> = pw.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            for needle in [pw.as_bytes().to_vec(), hex::encode(pw).into_bytes(), utf16] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                    "{pw} in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
 }
 
 #[test]
