@@ -33,6 +33,8 @@ use super::certs::{self, unix_now};
 use super::issue::{self, IssueInput, Refusal};
 use super::store::{NewCert, Store, TxRow};
 use super::{Ca, CaError};
+use crate::enroll::cmp::IT_HOLDER_CERTS;
+use crate::enroll::wire::{HolderCert, HolderQuery};
 use crate::pki::jpki_profile::{requested_profile, CertProfile, PersonalData, RegInfo, OID_REGINFO_UTF8_PAIRS};
 use crate::pki::message::{
     new_header, random_nonce, Body, CertReqMsg, ErrorContent, FailInfo, Message, PollRepEntry, StatusInfo,
@@ -225,7 +227,7 @@ impl Ca {
             Body::Cmp(PkiBody::P10cr(csr)) => self.issue_p10(msg, tid, csr)?,
             Body::Cmp(PkiBody::CertConf(statuses)) => self.cert_conf(tid, statuses)?,
             Body::Cmp(PkiBody::Rr(details)) => self.revoke_request(msg, tid, &sender, details)?,
-            Body::Cmp(PkiBody::GenM(items)) => self.general_message(items)?,
+            Body::Cmp(PkiBody::GenM(items)) => self.general_message(items, &sender)?,
             Body::PollReq(entries) => self.poll(tid, entries.iter().filter_map(|e| int_i64(&e.cert_req_id)).collect())?,
             other => return Err(fail(FailInfo::BAD_REQUEST, format!("unsupported request body {}", other.name()))),
         };
@@ -607,9 +609,12 @@ impl Ca {
         Ok(Reply { body: body_der, implicit_confirm: false, crl_scopes: scopes })
     }
 
-    fn general_message(&self, items: &[InfoTypeAndValue]) -> Result<Reply, Fail> {
+    fn general_message(&self, items: &[InfoTypeAndValue], sender: &Sender) -> Result<Reply, Fail> {
         let wants_ca_certs = items.is_empty() || items.iter().any(|i| i.oid == ID_IT_CA_CERTS);
         let mut out = Vec::new();
+        if let Some(query) = items.iter().find(|i| i.oid == IT_HOLDER_CERTS) {
+            out.push(self.holder_query(query, sender)?);
+        }
         if wants_ca_certs {
             let certs = vec![self.material.sign_ca.cert.clone(), self.material.auth_ca.cert.clone()];
             let value = Any::encode_from(&certs).map_err(|_| fail(FailInfo::SYSTEM_FAILURE, "encoding"))?;
@@ -620,6 +625,44 @@ impl Ca {
 }
 
 impl Ca {
+    /// The holder query (`docs/ca-protocol.md`, "Holder query"): the certificates issued
+    /// for a resident, a card or serials, with their revocation state. Only the RA may ask:
+    /// the answer ties certificates to a resident.
+    fn holder_query(&self, item: &InfoTypeAndValue, sender: &Sender) -> Result<InfoTypeAndValue, Fail> {
+        if !matches!(sender, Sender::Ra(_)) {
+            return Err(fail(FailInfo::NOT_AUTHORIZED, "the holder query requires RA signature protection"));
+        }
+        let text = item
+            .value
+            .as_ref()
+            .and_then(|v| v.decode_as::<der::asn1::Utf8StringRef<'_>>().ok())
+            .ok_or_else(|| fail(FailInfo::BAD_REQUEST, "holder query is not one UTF8String"))?;
+        let query = HolderQuery::parse(text.as_str()).map_err(|e| fail(FailInfo::BAD_REQUEST, e.to_string()))?;
+        let holder = query.resident_id.as_deref().map(|r| self.material.redacted_ref("resident", r));
+        let card = query.card_id.as_deref().map(|c| self.material.redacted_ref("card", c));
+        let store = self.store.lock().map_err(|_| fail(FailInfo::SYSTEM_UNAVAIL, "store lock poisoned"))?;
+        let rows = store.certs_matching(holder.as_deref(), card.as_deref(), &query.serials)?;
+        store.audit(
+            &sender.label(),
+            "holder-query",
+            &format!(
+                "resident={} card={} serials={} found={}",
+                holder.as_deref().map(|h| &h[..8]).unwrap_or("-"),
+                card.as_deref().map(|c| &c[..8]).unwrap_or("-"),
+                query.serials.len(),
+                rows.len()
+            ),
+        )?;
+        drop(store);
+        let mut entries = Vec::with_capacity(rows.len());
+        for (der, revoked) in rows {
+            let certificate = Certificate::from_der(&der).map_err(|_| fail(FailInfo::SYSTEM_FAILURE, "stored certificate unreadable"))?;
+            entries.push(HolderCert { certificate, revoked });
+        }
+        let value = Any::encode_from(&entries).map_err(|_| fail(FailInfo::SYSTEM_FAILURE, "encoding"))?;
+        Ok(InfoTypeAndValue { oid: IT_HOLDER_CERTS, value: Some(value) })
+    }
+
     /// The serial of the certificate a renewal replaces (`id-regCtrl-oldCertID`), checked:
     /// issued here, same profile, not revoked.
     fn old_cert(&self, req: &CertReqMsg, profile: CertProfile) -> Result<Option<String>, Fail> {
@@ -747,6 +790,25 @@ mod tests {
         assert_eq!(items[0].oid, ID_IT_CA_CERTS);
         let certs: Vec<Certificate> = items[0].value.as_ref().unwrap().decode_as().unwrap();
         assert_eq!(certs, vec![ca.material.sign_ca.cert.clone(), ca.material.auth_ca.cert.clone()]);
+    }
+
+    #[test]
+    fn holder_query_needs_the_ra_signature_and_a_well_formed_query() {
+        let (_d, ca) = testing::ca();
+        let query = |text: &str| {
+            Body::Cmp(PkiBody::GenM(vec![InfoTypeAndValue {
+                oid: IT_HOLDER_CERTS,
+                value: Some(Any::encode_from(&der::asn1::Utf8StringRef::new(text).unwrap()).unwrap()),
+            }]))
+        };
+        // MAC protection (the shared set-up secret) may not ask who holds what.
+        let bytes = answer(&ca, &request(&ca, query("resident-id?R-1%"), &random_nonce()));
+        let Body::Error(e) = Message::from_der(&bytes).unwrap().body else { panic!("not an error") };
+        assert!(e.pki_status_info.fail_info.unwrap().has(FailInfo::NOT_AUTHORIZED));
+        // Inside the CA, a malformed query is a bad request whoever asks.
+        let ra = Sender::Mac;
+        let item = InfoTypeAndValue { oid: IT_HOLDER_CERTS, value: None };
+        assert!(ca.holder_query(&item, &ra).is_err());
     }
 
     #[test]

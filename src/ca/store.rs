@@ -266,6 +266,34 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// (DER, revoked) of every certificate whose holder reference, card reference or serial
+    /// matches (the holder query); in issue order.
+    pub fn certs_matching(
+        &self,
+        holder_ref: Option<&str>,
+        card_ref: Option<&str>,
+        serials: &[String],
+    ) -> Result<Vec<(Vec<u8>, bool)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.der, r.serial IS NOT NULL, c.serial FROM certs c
+             LEFT JOIN revocations r ON r.serial = c.serial
+             WHERE (?1 IS NOT NULL AND c.holder_ref = ?1) OR (?2 IS NOT NULL AND c.card_ref = ?2)
+             ORDER BY c.issued_at, c.serial",
+        )?;
+        let mut out: Vec<(Vec<u8>, bool, String)> = st
+            .query_map(params![holder_ref, card_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for serial in serials {
+            if out.iter().any(|(_, _, s)| s == serial) {
+                continue;
+            }
+            if let Some(c) = self.cert_by_serial(serial)? {
+                out.push((c.der, c.revoked, c.serial));
+            }
+        }
+        Ok(out.into_iter().map(|(der, revoked, _)| (der, revoked)).collect())
+    }
+
     /// Marks a certificate confirmed (certConf accepted).
     pub fn confirm(&self, serial: &str) -> Result<(), StoreError> {
         self.conn.execute("UPDATE certs SET confirmed = 1 WHERE serial = ?1", [serial])?;
@@ -424,9 +452,13 @@ mod tests {
         let row = s.cert_by_serial("0A").unwrap().unwrap();
         assert!(!row.confirmed && !row.revoked);
         assert_eq!(s.live_serials_by_ref("sign", Some("h1"), None).unwrap(), vec!["0A"]);
+        assert_eq!(s.certs_matching(Some("h1"), None, &[]).unwrap(), vec![(b"der".to_vec(), false)]);
+        assert_eq!(s.certs_matching(None, None, &["0A".into()]).unwrap().len(), 1);
+        assert!(s.certs_matching(Some("h2"), Some("c9"), &["0B".into()]).unwrap().is_empty());
         assert!(s.revoke(&row, 3, None, 10).unwrap());
         assert!(!s.revoke(&row, 3, None, 11).unwrap(), "second revocation is a no-op");
         assert!(s.live_serials_by_ref("sign", Some("h1"), None).unwrap().is_empty());
+        assert_eq!(s.certs_matching(Some("h1"), None, &[]).unwrap(), vec![(b"der".to_vec(), true)]);
         let mut seen = vec![];
         s.for_each_revoked("sign", Some("131016"), |r| {
             seen.push(r.serial);

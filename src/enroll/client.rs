@@ -16,7 +16,7 @@ use x509_cert::Certificate;
 
 use super::cmp::{self, CertRepOutcome, Envelope};
 use super::protect::{Credential, ResponseTrust};
-use super::wire::Body;
+use super::wire::{Body, HolderCert, HolderQuery};
 use super::{
     step, EnrollError, EnrollRequest, Enroller, Issued, Progress, RevokeRequest, Transaction,
     Transport,
@@ -249,6 +249,25 @@ impl<T: Transport> Enroller for CmpClient<T> {
         let env = self.envelope(*transaction, step::REQUEST, None);
         let opened = self.round_trip(&env, &cmp::ca_certs_body())?;
         cmp::parse_ca_certs(opened.body)
+    }
+
+    fn revoke_all(&self, reqs: &[RevokeRequest]) -> Result<(), EnrollError> {
+        let Some(first) = reqs.first() else {
+            return Ok(());
+        };
+        let env = self.envelope(first.transaction, step::REQUEST, None);
+        let opened = self.round_trip(&env, &cmp::revocation_body_all(reqs)?)?;
+        cmp::check_revocation_all(opened.body, reqs.len())
+    }
+
+    fn holder_certs(
+        &self,
+        query: &HolderQuery,
+        transaction: &Transaction,
+    ) -> Result<Vec<HolderCert>, EnrollError> {
+        let env = self.envelope(*transaction, step::QUERY, None);
+        let opened = self.round_trip(&env, &cmp::holder_query_body(query)?)?;
+        cmp::parse_holder_certs(opened.body)
     }
 }
 

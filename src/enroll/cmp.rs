@@ -34,8 +34,8 @@ use super::chain;
 use super::error::{CaStatus, EnrollError, FailInfo};
 use super::protect::{self, Credential, ResponseTrust};
 use super::wire::{
-    Body, CertRepMessage, CertReqMsg, CertStatus, PollReqEntry, ProtectedPart, RawMessage,
-    StatusInfo,
+    Body, CertRepMessage, CertReqMsg, CertStatus, HolderCert, HolderQuery, PollReqEntry,
+    ProtectedPart, RawMessage, StatusInfo,
 };
 use super::{EnrollRequest, IssuedCert, KeyRequest, RequestKind, RevokeRequest, Transaction};
 
@@ -44,6 +44,12 @@ pub const REG_INFO_UTF8_PAIRS: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
 /// id-it-caCerts (RFC 9480 §2.3.1).
 pub const IT_CA_CERTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
+/// The holder query (genm/genp): the certificates the CA issued for a resident, a card or
+/// given serials (`docs/ca-protocol.md`, "Holder query"). No OID is registered for it:
+/// this one is under IANA's enterprise number for documentation (32473, RFC 5612), and a
+/// deployment uses the prefecture's own.
+pub const IT_HOLDER_CERTS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.392.1");
 const CRL_REASON: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
 const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
@@ -482,6 +488,71 @@ pub fn revocation_body(req: &RevokeRequest) -> Result<Body, EnrollError> {
         },
         crl_entry_details: Some(details),
     }]))
+}
+
+/// One rr for several certificates (one RevDetails each, in order), so that a visit's
+/// revocation is one transaction the CA answers idempotently.
+pub fn revocation_body_all(reqs: &[RevokeRequest]) -> Result<Body, EnrollError> {
+    let mut details = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let Body::Rr(mut one) = revocation_body(req)? else {
+            return Err(config("rr body"));
+        };
+        details.append(&mut one);
+    }
+    if details.is_empty() {
+        return Err(config("nothing to revoke"));
+    }
+    Ok(Body::Rr(details))
+}
+
+/// Check an rp answering `expected` RevDetails: every status accepted.
+pub fn check_revocation_all(body: Body, expected: usize) -> Result<(), EnrollError> {
+    let Body::Rp(rp) = body else {
+        return Err(EnrollError::UnexpectedBody {
+            expected: "rp",
+            got: body.name(),
+        });
+    };
+    if rp.status.len() != expected {
+        return Err(malformed("rp does not answer every certificate"));
+    }
+    for si in &rp.status {
+        match si.status {
+            PkiStatus::Accepted
+            | PkiStatus::GrantedWithMods
+            | PkiStatus::RevocationNotification => {}
+            _ => return Err(rejected(si)),
+        }
+    }
+    Ok(())
+}
+
+/// genm with the holder query.
+pub fn holder_query_body(query: &HolderQuery) -> Result<Body, EnrollError> {
+    let text = query.to_pairs();
+    Ok(Body::GenM(vec![InfoTypeAndValue {
+        oid: IT_HOLDER_CERTS,
+        value: Some(Any::encode_from(&Utf8StringRef::new(&text).map_err(config)?).map_err(config)?),
+    }]))
+}
+
+/// The certificates of a genp answering [`holder_query_body`].
+pub fn parse_holder_certs(body: Body) -> Result<Vec<HolderCert>, EnrollError> {
+    let Body::GenP(itavs) = body else {
+        return Err(EnrollError::UnexpectedBody {
+            expected: "genp",
+            got: body.name(),
+        });
+    };
+    let itav = itavs
+        .iter()
+        .find(|i| i.oid == IT_HOLDER_CERTS)
+        .ok_or_else(|| malformed("genp without the holder query's answer"))?;
+    match &itav.value {
+        Some(v) => v.decode_as::<Vec<HolderCert>>().map_err(malformed),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Check an rp: the (single) status must be accepted or a revocation notice.

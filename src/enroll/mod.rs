@@ -78,6 +78,8 @@ pub(crate) mod step {
     pub const POLL: u32 = 1;
     /// certConf.
     pub const CONFIRM: u32 = 0xFFFF;
+    /// A holder query sent in a transaction that also carries an rr.
+    pub const QUERY: u32 = 0xFFFE;
 }
 
 impl Transaction {
@@ -209,6 +211,22 @@ pub trait Enroller {
     fn revoke(&self, req: &RevokeRequest) -> Result<(), EnrollError>;
     /// genm caCerts → genp: the CA certificates.
     fn ca_certs(&self, transaction: &Transaction) -> Result<Vec<Certificate>, EnrollError>;
+    /// One rr for several certificates in `reqs[0]`'s transaction → rp. The default sends
+    /// one rr per certificate (each request must then carry its own transaction).
+    fn revoke_all(&self, reqs: &[RevokeRequest]) -> Result<(), EnrollError> {
+        reqs.iter().try_for_each(|r| self.revoke(r))
+    }
+    /// genm holder query → genp: the certificates the CA issued for a resident, a card or
+    /// serials, each with its revocation state. The default: not supported.
+    fn holder_certs(
+        &self,
+        _query: &wire::HolderQuery,
+        _transaction: &Transaction,
+    ) -> Result<Vec<wire::HolderCert>, EnrollError> {
+        Err(EnrollError::Config(
+            "this enroller has no holder query".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,11 @@ pub enum CaCommand {
         keys: Vec<KeyToCertify>,
         /// The registered items, when a signing certificate is requested.
         holder: Option<Holder>,
+        /// The registry id, sent to the CA as regInfo `resident-id` so that a later visit
+        /// can find the resident's certificates (`FindLive`). Absent in journals written
+        /// before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resident: Option<ResidentRef>,
     },
     /// Report the resident's live certificates (answers `CurrentCerts`).
     FindLive {

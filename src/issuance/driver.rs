@@ -9,13 +9,17 @@
 
 use std::time::{Duration, Instant};
 
+use time::Date;
+
+use super::adapters::cases::InquiryLetter;
 use super::adapters::{
     AuditPort, CaPort, CardPort, Clock, Counter, JournalPort, PrinterPort, RegistryPort,
     ResidentPad, Stage, StoreError,
 };
 use super::command::{Command, Outcome, PadCommand, Screen};
-use super::event::{Event, Opening};
+use super::event::{Event, Opening, PrintFailure};
 use super::journal::{Journal, JournalRecord};
+use super::model::{Form, Timestamp};
 use super::notice::notice_for;
 use super::state::Issuance;
 
@@ -69,6 +73,8 @@ pub struct Ports<'a> {
 pub struct Timing {
     /// Card commands (PC/SC round trips and the card's own work).
     pub card: Duration,
+    /// Of `card`, the key generation commands (the card's own work, not software time).
+    pub keygen: Duration,
     /// CA commands (TLS, CMP, the CA's work).
     pub ca: Duration,
     /// Journal and audit writes, registry reads.
@@ -89,6 +95,12 @@ pub struct Driver<'a> {
     waiting: Vec<Command>,
     timing: Timing,
     crash_after: Option<u64>,
+    /// The form as last submitted (recorded with a proxy case as its request).
+    form: Option<Form>,
+    /// The visit date (the 照会書's request date).
+    date: Option<Date>,
+    /// The last CA answer was "unreachable": ticks are fed until it answers.
+    ca_down: bool,
 }
 
 /// Answers after which the rest of a batch is dropped: the state machine re-issues what is
@@ -132,7 +144,44 @@ impl<'a> Driver<'a> {
             waiting: Vec::new(),
             timing: Timing::default(),
             crash_after: None,
+            form: None,
+            date: None,
+            ca_down: false,
         }
+    }
+
+    /// Remembers what the driver needs from an event beyond the state machine.
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::FormSubmitted { form } => self.form = Some(form.clone()),
+            Event::VisitOpened(o) => self.date = Some(o.date),
+            Event::CaUnreachable { .. } => self.ca_down = true,
+            Event::CaIssued { .. }
+            | Event::CaRejected { .. }
+            | Event::CaConfirmed { .. }
+            | Event::CaRevoked { .. }
+            | Event::CurrentCerts { .. } => self.ca_down = false,
+            _ => {}
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp(self.ports.clock.now().unix_timestamp())
+    }
+
+    /// Feeds the clock while the visit waits for the CA: the same request is re-sent once
+    /// `CA_RETRY_AFTER_SECS` have passed since it failed. Call it every few seconds while
+    /// the screen shows `WaitingForCa`; at other times it does nothing (and journals
+    /// nothing).
+    pub fn tick(&mut self) -> Result<Status, DriverError> {
+        if !self.ca_down {
+            return Ok(match self.visit.outcome() {
+                Some(outcome) => Status::Ended(outcome.clone()),
+                None => Status::Waiting,
+            });
+        }
+        let now = self.now();
+        self.feed(Event::Tick { now })
     }
 
     /// Opens a new visit and runs it as far as it goes.
@@ -171,6 +220,13 @@ impl<'a> Driver<'a> {
         let started = Instant::now();
         let (visit, commands) = Issuance::resume(records);
         let mut d = Driver::with(ports, id, visit, Journal::after(records));
+        for record in records {
+            if let JournalRecord::Event { event, .. } = record {
+                d.observe(event);
+            }
+        }
+        // A restart forgets any CA back-off: the visit re-sends at once.
+        d.ca_down = false;
         let at = d.ports.clock.now();
         d.ports.audit.resumed(&d.id, at)?;
         tracing::info!(
@@ -204,6 +260,7 @@ impl<'a> Driver<'a> {
         let opening = matches!(event, Event::VisitOpened(_));
         let record = self.journal.event(&event);
         self.record(record)?;
+        self.observe(&event);
         let commands = match self.visit.clone().handle(event) {
             Ok((visit, commands)) => {
                 self.visit = visit;
@@ -273,6 +330,9 @@ impl<'a> Driver<'a> {
             Command::Card { card } => {
                 let e = self.ports.card.run(card, &mut self.pad);
                 self.timing.card += t.elapsed();
+                if matches!(card, super::CardCommand::GenerateKey { .. }) {
+                    self.timing.keygen += t.elapsed();
+                }
                 e
             }
             Command::Ca { ca } => {
@@ -286,6 +346,36 @@ impl<'a> Driver<'a> {
                 Some(e)
             }
             Command::PrintReceipt { receipt } => Some(self.ports.printer.print(receipt)),
+            Command::CaseLookup { case } => {
+                let e = self.ports.registry.case_lookup(case);
+                self.timing.database += t.elapsed();
+                e.or_else(|| self.ports.counter.answer(command, &mut self.pad.entry()))
+            }
+            Command::CaseStore { case } => {
+                let e = self.ports.registry.case_store(case, self.form.as_ref());
+                self.timing.database += t.elapsed();
+                e.or_else(|| self.ports.counter.answer(command, &mut self.pad.entry()))
+            }
+            Command::PrintInquiry { case } => {
+                // The letter goes to the registered address: the registry's, never the form's.
+                let holder = match self.ports.registry.fetch(&case.resident_id) {
+                    Event::RegistryAnswered { record: Some(r) } => r,
+                    _ => {
+                        return Some(Event::PrintFailed {
+                            failure: PrintFailure::Offline,
+                        })
+                    }
+                };
+                let letter = InquiryLetter {
+                    case: case.clone(),
+                    holder,
+                    requested: self.date.unwrap_or_else(|| self.ports.clock.now().date()),
+                };
+                self.ports
+                    .printer
+                    .print_inquiry(&letter)
+                    .or_else(|| self.ports.counter.answer(command, &mut self.pad.entry()))
+            }
             Command::Pad {
                 pad: PadCommand::Clear,
             } => {
@@ -296,8 +386,7 @@ impl<'a> Driver<'a> {
                 tracing::info!(notice = ?notice_for(problem), "notice");
                 self.ports.counter.answer(command, &mut self.pad.entry())
             }
-            // Screens, pad prompts; the proxy case file and its letters are not built here:
-            // the counter answers them or nobody does.
+            // Screens and pad prompts: the counter answers them or nobody does.
             _ => self.ports.counter.answer(command, &mut self.pad.entry()),
         }
     }
@@ -325,8 +414,19 @@ impl<'a> Driver<'a> {
                     continue;
                 };
                 self.waiting.retain(|c| c != &command);
+                if matches!(event, Event::CaUnreachable { .. }) {
+                    // The machine times its retry from the clock it last heard: tell it now.
+                    let tick = Event::Tick { now: self.now() };
+                    let record = self.journal.event(&tick);
+                    self.record(record)?;
+                    if let Ok((visit, commands)) = self.visit.clone().handle(tick) {
+                        self.visit = visit;
+                        next.extend(commands);
+                    }
+                }
                 let record = self.journal.event(&event);
                 self.record(record)?;
+                self.observe(&event);
                 let failed = is_failure(&event);
                 tracing::debug!(event = event.name(), "answer");
                 match self.visit.clone().handle(event) {

@@ -1021,6 +1021,7 @@ impl Issuance {
                         card: keys.serial().clone(),
                         keys: keys_out,
                         holder,
+                        resident: ctx.record.as_ref().map(|r| ResidentRef(r.id.clone())),
                     }),
                 ]
             }

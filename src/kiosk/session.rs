@@ -20,12 +20,13 @@ use time::Date;
 use zeroize::Zeroizing;
 
 use crate::card::admin_key::DEMO_MASTER_KEY;
-use crate::issuance::adapters::ca::CmpCa;
+use crate::issuance::adapters::ca::{CaDirectory, CmpCa};
+use crate::issuance::adapters::cases::{Records, SqliteCases};
 use crate::issuance::adapters::card::PcscCard;
 use crate::issuance::adapters::script::{cmp_client_with, RunConfig};
 use crate::issuance::adapters::store::{SqliteAudit, SqliteJournal};
 use crate::issuance::adapters::{
-    Counter, JournalPort, PadEntry, ReceiptFile, RegistryLookup, Stage, SystemClock,
+    Counter, JournalPort, PadEntry, ReceiptFile, Stage, SystemClock,
 };
 use crate::issuance::command::{CardCommand, Command, Outcome, PadCommand, Screen};
 use crate::issuance::driver::{Driver, Ports, Status, Timing};
@@ -278,13 +279,17 @@ fn one_visit(
         crash_after_record: None,
     };
     let ctx = crate::card::transport::establish().map_err(|e| format!("pcscd: {e}"))?;
-    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY);
     let timeout = cfg.ca_timeout;
-    let client = cmp_client_with(&run_cfg, |http| {
-        http.timeout = timeout;
-        http.connect_timeout = http.connect_timeout.min(timeout);
-    });
-    let mut ca = CmpCa::new(client.map_err(|e| e.to_string())?);
+    let client = || {
+        cmp_client_with(&run_cfg, |http| {
+            http.timeout = timeout;
+            http.connect_timeout = http.connect_timeout.min(timeout);
+        })
+        .map_err(|e| e.to_string())
+    };
+    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY)
+        .with_directory(Box::new(CaDirectory(client()?)));
+    let mut ca = CmpCa::new(client()?);
     let registry = SqliteRegistry::open(&cfg.data.join("registry.db")).map_err(|e| format!("registry: {e}"))?;
     let journal = SqliteJournal::open(&cfg.data.join("journal.db")).map_err(|e| format!("journal: {e}"))?;
     let open_visit = journal.unfinished().map_err(|e| format!("journal: {e}"))?.is_some();
@@ -295,7 +300,10 @@ fn one_visit(
     let ports = Ports {
         card: Box::new(&mut card),
         ca: Box::new(&mut ca),
-        registry: Box::new(RegistryLookup(registry)),
+        registry: Box::new(Records {
+            registry,
+            cases: SqliteCases::open(&cfg.data.join("cases.db")).map_err(|e| format!("case file: {e}"))?,
+        }),
         printer: Box::new(ReceiptFile { dir: receipts.clone() }),
         counter: Box::new(&mut counter),
         journal: Box::new(journal),

@@ -37,7 +37,12 @@ impl CaServer {
         out.read_line(&mut line).expect("read jpki-ca stdout");
         if line.is_empty() {
             let mut err = String::new();
-            child.stderr.take().expect("stderr").read_to_string(&mut err).ok();
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)
+                .ok();
             panic!("jpki-ca did not start: {err}");
         }
         let field = |name: &str| -> SocketAddr {
@@ -55,7 +60,43 @@ impl CaServer {
             let mut sink = Vec::new();
             let _ = err.read_to_end(&mut sink);
         });
-        CaServer { child, dir, http, https }
+        CaServer {
+            child,
+            dir,
+            http,
+            https,
+        }
+    }
+
+    /// Stops the CA process (the directory and its store stay): the CA is down.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the CA again on the same directory and the same ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jpki-ca"))
+            .args(["serve", "--dir"])
+            .arg(self.dir.path().join("ca"))
+            .arg("--listen")
+            .arg(self.http.to_string())
+            .arg("--tls-listen")
+            .arg(self.https.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn jpki-ca");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read jpki-ca stdout");
+        assert!(
+            line.contains("https="),
+            "jpki-ca did not start again: {line:?}"
+        );
+        self.child = child;
     }
 
     /// A file in the CA directory.
@@ -65,7 +106,10 @@ impl CaServer {
 
     /// A file's content as a trimmed string.
     pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.file(name)).expect("read CA file").trim().to_string()
+        std::fs::read_to_string(self.file(name))
+            .expect("read CA file")
+            .trim()
+            .to_string()
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -84,7 +128,9 @@ impl CaServer {
 
     /// Number of certificates in the store.
     pub fn cert_count(&self) -> i64 {
-        self.db().query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0)).expect("count")
+        self.db()
+            .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0))
+            .expect("count")
     }
 }
 
@@ -97,10 +143,18 @@ impl Drop for CaServer {
 
 /// Runs a command in `dir`, returning its output (never panics on failure status).
 pub fn run(dir: &std::path::Path, program: &str, args: &[&str]) -> Output {
-    Command::new(program).current_dir(dir).args(args).output().expect("run command")
+    Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run command")
 }
 
 /// Combined stdout+stderr as text.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

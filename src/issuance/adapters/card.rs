@@ -13,7 +13,7 @@ use std::time::Duration;
 use rsa::pkcs8::EncodePublicKey;
 use zeroize::Zeroizing;
 
-use super::{CardPort, PadPin, ResidentPad};
+use super::{current_cert, CardPort, CertDirectory, PadPin, ResidentPad};
 use crate::card::apdu::StatusWord;
 use crate::card::jpki_ap::JpkiAp;
 use crate::card::personalize::{self, Personalizer};
@@ -21,7 +21,7 @@ use crate::card::transport::{ApduStats, CardTransport, Metered, PcscTransport};
 use crate::card::{CardError, TransportError};
 use crate::issuance::command::CardCommand;
 use crate::issuance::event::{CardFailure, Event};
-use crate::issuance::model::{CardKind, CardSerial, Slot};
+use crate::issuance::model::{CardKind, CardSerial, CurrentCert, Slot};
 
 /// Bytes per UPDATE BINARY (`docs/card-protocol.md`: short APDUs).
 const WRITE_CHUNK: usize = 255;
@@ -36,6 +36,7 @@ pub struct PcscCard {
     pub detect_timeout: Duration,
     /// Every APDU sent so far (for the bench and the pull test).
     pub stats: ApduStats,
+    directory: Option<Box<dyn CertDirectory>>,
 }
 
 impl std::fmt::Debug for PcscCard {
@@ -57,7 +58,15 @@ impl PcscCard {
             conn: None,
             detect_timeout: Duration::from_secs(2),
             stats: ApduStats::default(),
+            directory: None,
         }
+    }
+
+    /// Lets `ReadCurrentCerts` name the signing certificate through `directory` (the CA's
+    /// holder query by card id).
+    pub fn with_directory(mut self, directory: Box<dyn CertDirectory>) -> PcscCard {
+        self.directory = Some(directory);
+        self
     }
 
     /// Runs `f` inside one exclusive transaction on the connected card.
@@ -252,14 +261,65 @@ impl PcscCard {
                 .map_err(|e| (Some(slot), e))?;
                 Ok(Event::SlotErased { slot })
             }
-            // Reading the expiry of the certificates on a card (renewal, own-request
-            // revocation) is not built in this adapter yet: the visit is told the card
-            // could not do it and stops without a change.
-            CardCommand::ReadCurrentCerts => Err((
-                None,
-                CardError::unexpected("READ (current)", StatusWord(0x6D00)),
-            )),
+            CardCommand::ReadCurrentCerts => self
+                .read_current()
+                .map(|certs| Event::CurrentCerts { certs }),
         }
+    }
+
+    /// The certificates on the card: the auth certificate read as anyone can (no PIN);
+    /// the signing certificate, which the card shows only after the signing password, is
+    /// the CA's live signing certificate for this card whose key is the key on the card
+    /// (read as issuer). Without a directory only the auth certificate is reported.
+    fn read_current(&mut self) -> Result<Vec<CurrentCert>, (Option<Slot>, CardError)> {
+        let master = self.master_key.clone();
+        let (auth, serial, sign_key) = self
+            .step(|ap| {
+                let auth = match ap.read_certificate(Slot::Auth.key_slot().cert_fid()) {
+                    Ok(der) => Some(der),
+                    Err(CardError::EmptyFile { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let mut p = Personalizer::new(ap);
+                let serial = p.authenticate(&master)?;
+                let key = match p.read_public_key(Slot::Sign.key_slot()) {
+                    Ok(key) => Some(key),
+                    Err(CardError::Transport(t)) => return Err(CardError::Transport(t)),
+                    Err(_) => None,
+                };
+                Ok((auth, serial, key))
+            })
+            .map_err(|e| (None, e))?;
+        let mut certs = Vec::new();
+        if let Some(der) = auth {
+            let cert = <x509_cert::Certificate as der::Decode>::from_der(&der)
+                .map_err(|_| (Some(Slot::Auth), CardError::Malformed("certificate")))?;
+            certs.extend(current_cert(&cert).filter(|c| c.slot == Slot::Auth));
+        }
+        if let (Some(key), Some(directory)) = (sign_key, self.directory.as_mut()) {
+            let spki = key
+                .to_public_key_der()
+                .map_err(|_| (Some(Slot::Sign), CardError::Malformed("public key")))?;
+            let card = CardSerial(hex::encode(serial));
+            match directory.certs_of_card(&card) {
+                Ok(found) => certs.extend(
+                    found
+                        .into_iter()
+                        .filter(|(c, key)| c.slot == Slot::Sign && key == spki.as_bytes())
+                        .map(|(c, _)| c),
+                ),
+                Err(e) => {
+                    // Without the CA the signing certificate cannot be named: report the
+                    // card as unreadable rather than half of it.
+                    tracing::warn!(error = %e, "the CA's directory did not answer");
+                    return Err((
+                        Some(Slot::Sign),
+                        CardError::unexpected("directory", StatusWord(0x6F00)),
+                    ));
+                }
+            }
+        }
+        Ok(certs)
     }
 
     fn same_card(&mut self, card: &CardSerial) -> Result<(), CardError> {

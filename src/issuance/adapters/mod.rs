@@ -4,15 +4,16 @@
 //!
 //! Real adapters: [`card::PcscCard`] (the card layer over pcscd), [`ca::CmpCa`] (the CMP
 //! client over HTTPS), [`store::SqliteJournal`] (the visit journal), [`store::SqliteAudit`]
-//! (the audit log), [`RegistryLookup`] (the resident registry), [`ReceiptFile`] (a receipt
-//! saved as a file until the printer exists), [`SystemClock`], and the [`ResidentPad`]
-//! that holds the PINs.
+//! (the audit log), [`RegistryLookup`] (the resident registry), [`cases::Records`] (the
+//! registry with the proxy case file), [`ReceiptFile`] (a receipt or 照会書 saved as a file
+//! until the printer exists), [`SystemClock`], and the [`ResidentPad`] that holds the PINs.
 //!
 //! What it is not: the decision maker. No adapter decides what happens next; they only
 //! report what the world said.
 
 pub mod ca;
 pub mod card;
+pub mod cases;
 pub mod script;
 pub mod store;
 
@@ -24,8 +25,11 @@ use zeroize::Zeroizing;
 use super::command::{CaCommand, CardCommand, Command, Receipt};
 use super::event::Event;
 use super::journal::JournalRecord;
-use super::model::{RegisteredResident, ResidentRef, Slot};
+use super::model::{
+    CardSerial, CurrentCert, Form, InquiryCase, RegisteredResident, ResidentRef, Slot,
+};
 use crate::card::pin::{AuthPin, PinFormatError, SigningPassword};
+use crate::pki::jpki_profile::{requested_profile, CertProfile};
 use crate::registry::{ResidentId, ResidentRegistry};
 
 /// Why an adapter could not keep its record (journal or audit): the visit must stop,
@@ -88,16 +92,32 @@ pub trait AuditPort {
     fn resumed(&mut self, visit: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 }
 
-/// Answers for the commands that only a registry, printer or a person can answer.
+/// The municipality's records: the resident registry and, where one is kept, the proxy
+/// case file ([`cases::Records`]).
 pub trait RegistryPort {
     /// Looks the resident up.
     fn fetch(&mut self, id: &ResidentRef) -> Event;
+    /// Looks a proxy case up (`CaseAnswered`). `None`: no case file here (the counter
+    /// answers, or nobody).
+    fn case_lookup(&mut self, _case: &str) -> Option<Event> {
+        None
+    }
+    /// Records a proxy case with the request as entered (`CaseStored`). `None`: no case
+    /// file here.
+    fn case_store(&mut self, _case: &InquiryCase, _request: Option<&Form>) -> Option<Event> {
+        None
+    }
 }
 
-/// The receipt printer.
+/// The printer.
 pub trait PrinterPort {
     /// Prints (or saves) the receipt.
     fn print(&mut self, receipt: &Receipt) -> Event;
+    /// Prints the 照会書兼回答書 (`Printed` / `PrintFailed`). `None`: this printer has no
+    /// letter (the counter answers, or nobody).
+    fn print_inquiry(&mut self, _letter: &cases::InquiryLetter) -> Option<Event> {
+        None
+    }
 }
 
 /// Staff and resident: what they answer to screens and pad prompts. `None` means "nobody
@@ -137,6 +157,35 @@ pub trait Clock {
     fn now(&self) -> OffsetDateTime;
 }
 
+/// Where the card adapter finds the certificates a card holds but will not show without a
+/// PIN (the signing certificate): the CA's holder query by card id
+/// ([`ca::CaDirectory`]). Each answer is a live certificate with its public key (SPKI
+/// DER), which the adapter matches against the key on the card.
+pub trait CertDirectory {
+    /// The live certificates the CA issued for `card`.
+    fn certs_of_card(&mut self, card: &CardSerial) -> Result<Vec<(CurrentCert, Vec<u8>)>, String>;
+}
+
+/// A certificate as the visit knows it: slot (from its policy), serial (upper-case hex)
+/// and last day (notAfter is the end of a JST day, 14:59:59Z, so its UTC date is that
+/// day). `None` for a certificate of neither JPKI profile.
+pub fn current_cert(cert: &x509_cert::Certificate) -> Option<CurrentCert> {
+    let tbs = &cert.tbs_certificate;
+    let slot = match requested_profile(tbs.extensions.as_ref()).ok()? {
+        CertProfile::UserAuth => Slot::Auth,
+        CertProfile::Signing => Slot::Sign,
+    };
+    let secs = tbs.validity.not_after.to_unix_duration().as_secs();
+    let not_after = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?)
+        .ok()?
+        .date();
+    Some(CurrentCert {
+        slot,
+        serial: hex::encode_upper(tbs.serial_number.as_bytes()),
+        not_after,
+    })
+}
+
 macro_rules! by_mut_ref {
     ($trait:ident { $(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
         impl<T: $trait + ?Sized> $trait for &mut T {
@@ -150,8 +199,15 @@ by_mut_ref!(CaPort {
     fn run(&mut self, command: &CaCommand) -> Event;
     fn recall(&mut self, records: &[JournalRecord]) -> ();
 });
-by_mut_ref!(RegistryPort { fn fetch(&mut self, id: &ResidentRef) -> Event; });
-by_mut_ref!(PrinterPort { fn print(&mut self, receipt: &Receipt) -> Event; });
+by_mut_ref!(RegistryPort {
+    fn fetch(&mut self, id: &ResidentRef) -> Event;
+    fn case_lookup(&mut self, case: &str) -> Option<Event>;
+    fn case_store(&mut self, case: &InquiryCase, request: Option<&Form>) -> Option<Event>;
+});
+by_mut_ref!(PrinterPort {
+    fn print(&mut self, receipt: &Receipt) -> Event;
+    fn print_inquiry(&mut self, letter: &cases::InquiryLetter) -> Option<Event>;
+});
 
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -276,18 +332,23 @@ pub struct RegistryLookup<R>(pub R);
 
 impl<R: ResidentRegistry> RegistryPort for RegistryLookup<R> {
     fn fetch(&mut self, id: &ResidentRef) -> Event {
-        let Ok(id) = ResidentId::new(&id.0) else {
-            // A malformed id is an unknown one: the form goes back to staff.
-            return Event::RegistryAnswered { record: None };
-        };
-        match self.0.by_id(&id) {
-            Ok(record) => Event::RegistryAnswered {
-                record: record.as_ref().map(RegisteredResident::from_record),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "registry lookup failed");
-                Event::RegistryFailed
-            }
+        fetch_from(&self.0, id)
+    }
+}
+
+/// The registry's answer for `id` as the visit hears it.
+fn fetch_from<R: ResidentRegistry>(registry: &R, id: &ResidentRef) -> Event {
+    let Ok(id) = ResidentId::new(&id.0) else {
+        // A malformed id is an unknown one: the form goes back to staff.
+        return Event::RegistryAnswered { record: None };
+    };
+    match registry.by_id(&id) {
+        Ok(record) => Event::RegistryAnswered {
+            record: record.as_ref().map(RegisteredResident::from_record),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "registry lookup failed");
+            Event::RegistryFailed
         }
     }
 }
@@ -314,6 +375,24 @@ impl PrinterPort for ReceiptFile {
                 }
             }
         }
+    }
+
+    /// Saves the letter as `DIR/inquiry-CASE.pdf`.
+    fn print_inquiry(&mut self, letter: &cases::InquiryLetter) -> Option<Event> {
+        let path = self.dir.join(format!("inquiry-{}.pdf", letter.case.case));
+        let saved = crate::print::pdf::Font::load_default()
+            .and_then(|font| cases::inquiry_pdf(letter, &font))
+            .map_err(|e| e.to_string())
+            .and_then(|pdf| std::fs::write(&path, pdf).map_err(|e| e.to_string()));
+        Some(match saved {
+            Ok(()) => Event::Printed,
+            Err(e) => {
+                tracing::warn!(error = %e, "inquiry letter not saved");
+                Event::PrintFailed {
+                    failure: super::event::PrintFailure::Offline,
+                }
+            }
+        })
     }
 }
 

@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::ca::CmpCa;
+use super::ca::{CaDirectory, CmpCa};
 use super::card::PcscCard;
+use super::cases::{Records, SqliteCases};
 use super::store::{SqliteAudit, SqliteJournal};
-use super::{Counter, PadEntry, ReceiptFile, RegistryLookup, SystemClock};
+use super::{Counter, PadEntry, ReceiptFile, SystemClock};
 use crate::card::admin_key::DEMO_MASTER_KEY;
 use crate::enroll::client::{ClientConfig, CmpClient};
 use crate::enroll::http::{HttpConfig, HttpTransport};
@@ -111,8 +112,8 @@ impl Counter for ScriptedCounter {
 /// Where a scripted run finds its peers and files.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Holds `journal.db`, `audit.db`, `registry.db` (seeded with the sample if new) and
-    /// receipts.
+    /// Holds `journal.db`, `audit.db`, `registry.db` (seeded with the sample if new),
+    /// `cases.db` (the proxy case file) and receipts.
     pub data: PathBuf,
     /// The CA's files: `tls-ca.pem`, `ra.pem`, `ra.key`, `auth-ca.pem`, `sign-ca.pem`.
     pub ca_dir: PathBuf,
@@ -149,8 +150,10 @@ fn setup(what: &'static str) -> impl Fn(String) -> RunError {
     move |detail| RunError::Setup { what, detail }
 }
 
-/// The CMP client a run uses: HTTPS with the RA certificate as TLS client identity and CMP
-/// signer, trusting the CA files in `cfg.ca_dir`.
+/// The kiosk's CMP client for the CA of `cfg`: HTTPS to `ca_url` trusting `tls-ca.pem`,
+/// with the RA certificate (`ra.pem`/`ra.key`) as TLS client identity and as the signer of
+/// every request, and the CA's two roots (`sign-ca.pem`, `auth-ca.pem`) as the anchors of
+/// issued certificates and of the CA's responses.
 pub fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
     cmp_client_with(cfg, |_| {})
 }
@@ -198,7 +201,8 @@ pub fn cmp_client_with(
 /// is open. Returns where it stopped.
 pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError> {
     let ctx = crate::card::transport::establish().map_err(|e| setup("pcscd")(e.to_string()))?;
-    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY);
+    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY)
+        .with_directory(Box::new(CaDirectory(cmp_client(cfg)?)));
     let mut ca = CmpCa::new(cmp_client(cfg)?);
     let mut registry = SqliteRegistry::open(&cfg.data.join("registry.db"))
         .map_err(|e| setup("registry")(e.to_string()))?;
@@ -217,7 +221,11 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
     let ports = Ports {
         card: Box::new(&mut card),
         ca: Box::new(&mut ca),
-        registry: Box::new(RegistryLookup(registry)),
+        registry: Box::new(Records {
+            registry,
+            cases: SqliteCases::open(&cfg.data.join("cases.db"))
+                .map_err(|e| setup("case file")(e.to_string()))?,
+        }),
         printer: Box::new(ReceiptFile {
             dir: cfg.data.clone(),
         }),

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{AuditPort, JournalPort, StoreError};
 use crate::audit::{self, Action, AuditLog, Details};
-use crate::issuance::command::{CaCommand, Command, Outcome, Screen};
+use crate::issuance::command::{CaCommand, Command, Outcome, RevocationReason, Screen};
 use crate::issuance::event::Event;
 use crate::issuance::journal::JournalRecord;
 use crate::staff::OperatorId;
@@ -145,6 +145,24 @@ fn action_of(record: &JournalRecord) -> Option<(Action, Details, bool)> {
                 Details::new().count("keys", keys.len() as u64),
                 ok,
             ),
+            Command::Ca {
+                ca: CaCommand::Revoke {
+                    serials, reason, ..
+                },
+            } => (
+                Action::CaRequestSent,
+                Details::new()
+                    .name("request", "rr")
+                    .name(
+                        "reason",
+                        match reason {
+                            RevocationReason::KeyCompromise => "key_compromise",
+                            RevocationReason::CessationOfOperation => "cessation_of_operation",
+                        },
+                    )
+                    .count("certs", serials.len() as u64),
+                ok,
+            ),
             Command::Show {
                 screen: Screen::Ended { outcome },
             } => {
@@ -221,6 +239,18 @@ fn action_of(record: &JournalRecord) -> Option<(Action, Details, bool)> {
             Event::SlotErased { slot } => (
                 Action::CardErased,
                 Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::CaRevoked { .. } => (Action::Revocation, Details::new(), ok),
+            Event::LockReleased { slot } => (
+                Action::PinLockReleased,
+                Details::new().name("slot", slot_name(*slot)),
+                ok,
+            ),
+            Event::CaseStored => (Action::ProxyInquiryIssued, Details::new(), ok),
+            Event::CaseAnswered { case } => (
+                Action::ProxyAnswerChecked,
+                Details::new().flag("found", case.is_some()),
                 ok,
             ),
             _ => return None,
@@ -317,6 +347,20 @@ mod tests {
             Some((Action::KeysGenerated, _, true))
         ));
         assert!(action_of(&screen).is_none());
+        let revoke = seq.command(&Command::ca(CaCommand::Revoke {
+            transaction: crate::issuance::model::TransactionId([7; 16]),
+            serials: vec!["0A".into(), "0B".into()],
+            reason: RevocationReason::KeyCompromise,
+        }));
+        assert!(matches!(
+            action_of(&revoke),
+            Some((Action::CaRequestSent, _, true))
+        ));
+        let released = seq.event(&Event::LockReleased { slot: Slot::Sign });
+        assert!(matches!(
+            action_of(&released),
+            Some((Action::PinLockReleased, _, true))
+        ));
         let dir = tempfile::tempdir().unwrap();
         let mut audit = SqliteAudit::open(
             &dir.path().join("audit.db"),
