@@ -37,12 +37,7 @@ impl CaServer {
         out.read_line(&mut line).expect("read jpki-ca stdout");
         if line.is_empty() {
             let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .expect("stderr")
-                .read_to_string(&mut err)
-                .ok();
+            child.stderr.take().expect("stderr").read_to_string(&mut err).ok();
             panic!("jpki-ca did not start: {err}");
         }
         let field = |name: &str| -> SocketAddr {
@@ -60,12 +55,7 @@ impl CaServer {
             let mut sink = Vec::new();
             let _ = err.read_to_end(&mut sink);
         });
-        CaServer {
-            child,
-            dir,
-            http,
-            https,
-        }
+        CaServer { child, dir, http, https }
     }
 
     /// A file in the CA directory.
@@ -75,10 +65,7 @@ impl CaServer {
 
     /// A file's content as a trimmed string.
     pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.file(name))
-            .expect("read CA file")
-            .trim()
-            .to_string()
+        std::fs::read_to_string(self.file(name)).expect("read CA file").trim().to_string()
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -97,9 +84,7 @@ impl CaServer {
 
     /// Number of certificates in the store.
     pub fn cert_count(&self) -> i64 {
-        self.db()
-            .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0))
-            .expect("count")
+        self.db().query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0)).expect("count")
     }
 }
 
@@ -112,18 +97,10 @@ impl Drop for CaServer {
 
 /// Runs a command in `dir`, returning its output (never panics on failure status).
 pub fn run(dir: &std::path::Path, program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run command")
+    Command::new(program).current_dir(dir).args(args).output().expect("run command")
 }
 
 /// Combined stdout+stderr as text.
 pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
