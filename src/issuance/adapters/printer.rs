@@ -53,6 +53,9 @@ pub enum PrinterSetup {
         /// The CUPS server when not the default one.
         #[serde(default)]
         server: Option<String>,
+        /// Put before each job's title (e.g. the counter's name in the queue list).
+        #[serde(default)]
+        title_prefix: Option<String>,
     },
     /// A USB ESC/POS printer; without ids the first printer found.
     Usb {
@@ -144,10 +147,14 @@ impl CounterSetup {
     /// Where the receipt jobs print.
     pub fn output(&self) -> Output {
         match &self.printer {
-            PrinterSetup::Cups { queue, server } => Output::Cups {
+            PrinterSetup::Cups {
+                queue,
+                server,
+                title_prefix,
+            } => Output::Cups {
                 queue: queue.clone(),
                 server: server.clone(),
-                title_prefix: None,
+                title_prefix: title_prefix.clone(),
             },
             PrinterSetup::Usb { vendor, product } => Output::Usb(UsbSelector {
                 id: vendor.zip(*product),
