@@ -22,9 +22,9 @@ use time::OffsetDateTime;
 
 use super::day::write_atomically;
 use super::escpos::{self, PrinterStatus};
-use super::usb::{self, EscPosLink, UsbPrinter, UsbSelector};
 use super::pdf::{Font, Paper};
 use super::receipt::{self, Slip, SlipKind};
+use super::usb::{self, EscPosLink, UsbPrinter, UsbSelector};
 use super::PrintError;
 use crate::ledger::{EntryId, Ledger, LedgerError};
 
