@@ -763,3 +763,86 @@ fn long_ledger_paginates_with_titles_on_every_page() {
     }
     assert!(pages[n - 1].contains("未締め") && pages[n - 1].contains("30,000円"));
 }
+
+/// The visit's cash desk printing to a CUPS queue on A4: the fee goes into the ledger once,
+/// and the receipt comes out of the queue.
+#[test]
+fn visit_desk_prints_the_receipt_through_cups_on_a4() {
+    use jpki_kiosk::issuance::adapters::printer::{CounterSetup, DeskReport, LedgerPrinter};
+    use jpki_kiosk::issuance::adapters::store::SqliteJournal;
+    use jpki_kiosk::issuance::adapters::{JournalPort, PrinterPort};
+    use jpki_kiosk::issuance::command::Receipt;
+    use jpki_kiosk::issuance::event::{Opening, Visit};
+    use jpki_kiosk::issuance::model::{Seed, Slot, TransactionId, VisitId};
+    use jpki_kiosk::issuance::{Event, JournalRecord};
+    use jpki_kiosk::staff::OperatorId;
+
+    let data = tempfile::tempdir().unwrap();
+    let cups = PrivateCups::start();
+    let title = format!("kioskdesk{}", std::process::id());
+    remove_outputs(&title);
+    std::fs::write(
+        data.path().join("counter.json"),
+        serde_json::json!({
+            "municipality": "見本市", "counter": "市民課 4番窓口", "paper": "a4",
+            "payment": "cashless",
+            "printer": {"cups": {"queue": QUEUE, "server": cups.server, "title_prefix": title}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let opening = Opening {
+        visit: VisitId("v-desk-a4".into()),
+        kind: Visit::ReissueAfterLoss,
+        date: today,
+        operator: "staff-12".into(),
+        seed: Seed {
+            transaction: TransactionId([5; 16]),
+            revocation: TransactionId([6; 16]),
+            sender_nonce: [7; 16],
+            test_nonce: [8; 16],
+        },
+        fees: Default::default(),
+        identity: Default::default(),
+    };
+    SqliteJournal::open(&data.path().join("journal.db"))
+        .unwrap()
+        .append(
+            "v-desk-a4",
+            &JournalRecord::Event { v: 1, seq: 0, event: Event::VisitOpened(opening) },
+        )
+        .unwrap();
+    let mut desk = LedgerPrinter::open(
+        data.path(),
+        CounterSetup::load(data.path()).unwrap(),
+        OperatorId::new("staff-12").unwrap(),
+    )
+    .unwrap();
+    let receipt = Receipt {
+        visit: VisitId("v-desk-a4".into()),
+        date: today,
+        slots: vec![Slot::Sign, Slot::Auth],
+        fee: Yen(200),
+        copy: 1,
+    };
+    assert_eq!(desk.print(&receipt), Event::Printed);
+    let Some(DeskReport::Printed { pdf, .. }) = desk.last_report().cloned() else {
+        panic!("printed expected: {:?}", desk.last_report())
+    };
+    let entry = desk.ledger().payment_for_visit("v-desk-a4").unwrap().unwrap();
+    assert_eq!((entry.amount, entry.method), (Yen(200), Method::Cashless));
+    assert!(jobs::open_jobs(desk.ledger()).unwrap().is_empty());
+    // What was sent: the A4 receipt (cups-pdf re-renders it through Ghostscript, which
+    // drops the text layer, so the text is read from the kiosk's copy).
+    let text = pdftotext(&pdf);
+    for want in ["領収書", "市民課 4番窓口", "紛失による再発行", "200円", "キャッシュレス", "v-desk-a4"] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // What came out of the queue: one A4 page.
+    let out = wait_for_output(&title);
+    let info = Command::new("pdfinfo").arg(&out).output().unwrap();
+    remove_outputs(&title);
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("595") && info.contains("842"), "A4 expected:\n{info}");
+}

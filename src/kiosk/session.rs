@@ -22,11 +22,12 @@ use zeroize::Zeroizing;
 use crate::card::admin_key::DEMO_MASTER_KEY;
 use crate::issuance::adapters::ca::{CaDirectory, CmpCa};
 use crate::issuance::adapters::cases::{Records, SqliteCases};
+use crate::issuance::adapters::printer::{CounterSetup, LedgerPrinter};
 use crate::issuance::adapters::card::PcscCard;
 use crate::issuance::adapters::script::{cmp_client_with, RunConfig};
 use crate::issuance::adapters::store::{SqliteAudit, SqliteJournal};
 use crate::issuance::adapters::{
-    Counter, JournalPort, PadEntry, ReceiptFile, Stage, SystemClock,
+    Counter, JournalPort, PadEntry, Stage, SystemClock,
 };
 use crate::issuance::command::{CardCommand, Command, Outcome, PadCommand, Screen};
 use crate::issuance::driver::{Driver, Ports, Status, Timing};
@@ -296,6 +297,8 @@ fn one_visit(
     let audit = SqliteAudit::open(&cfg.data.join("audit.db"), operator.clone()).map_err(|e| format!("audit: {e}"))?;
     let mut counter = ChannelCounter { send, from_ui, issued: Vec::new(), quit: false, lockstep: cfg.lockstep };
     let receipts = cfg.data.join("receipts");
+    let desk = CounterSetup::load(&cfg.data).map_err(|e| format!("counter setup: {e}"))?;
+    let printer = LedgerPrinter::open(&cfg.data, desk, operator.clone()).map_err(|e| format!("cash desk: {e}"))?;
     std::fs::create_dir_all(&receipts).map_err(|e| format!("{}: {e}", receipts.display()))?;
     let ports = Ports {
         card: Box::new(&mut card),
@@ -304,7 +307,7 @@ fn one_visit(
             registry,
             cases: SqliteCases::open(&cfg.data.join("cases.db")).map_err(|e| format!("case file: {e}"))?,
         }),
-        printer: Box::new(ReceiptFile { dir: receipts.clone() }),
+        printer: Box::new(printer),
         counter: Box::new(&mut counter),
         journal: Box::new(journal),
         audit: Box::new(audit),

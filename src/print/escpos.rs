@@ -4,13 +4,13 @@
 //! about paper out and an open cover.
 //!
 //! What it is: pure encoding and decoding plus the one call to `pdftoppm`. What it is not:
-//! the USB link. The bytes built here are written to the printer's bulk-out endpoint and
-//! the status bytes read from bulk-in by a transport that is not built yet (see
-//! `docs/ledger.md`).
+//! the USB link: `print::usb` writes these bytes to the printer's bulk OUT endpoint and
+//! reads the status bytes from bulk IN.
 //!
 //! Commands used (Epson ESC/POS reference): `ESC @` initialise; `GS v 0 m xL xH yL yH d…`
 //! print raster bit image; `ESC d n` feed n lines; `GS V 66 n` feed and partial cut;
-//! `DLE EOT n` real-time status (n = 2 offline cause, n = 4 roll paper sensor).
+//! `DLE EOT n` real-time status (n = 1 printer, n = 2 offline cause, n = 4 roll paper
+//! sensor).
 
 use std::path::Path;
 use std::process::Command;
@@ -141,6 +141,8 @@ pub fn encode(raster: &Raster) -> Vec<u8> {
     out
 }
 
+/// `DLE EOT 1`: the printer's status (bit 3: offline).
+pub const QUERY_PRINTER: [u8; 3] = [0x10, 0x04, 0x01];
 /// `DLE EOT 2`: why the printer is offline.
 pub const QUERY_OFFLINE_CAUSE: [u8; 3] = [0x10, 0x04, 0x02];
 /// `DLE EOT 4`: the roll paper sensor.
@@ -155,6 +157,9 @@ pub struct PrinterStatus {
     pub paper_out: bool,
     /// The roll is nearly empty: change it soon.
     pub paper_near_end: bool,
+    /// The printer says it is offline (`DLE EOT 1` bit 3): for one of the reasons above,
+    /// or an error or the feed button.
+    pub offline: bool,
 }
 
 impl PrinterStatus {
@@ -170,12 +175,28 @@ impl PrinterStatus {
             cover_open: offline_cause & 0x04 != 0,
             paper_out: offline_cause & 0x20 != 0 || paper & 0x60 != 0,
             paper_near_end: paper & 0x0C != 0,
+            offline: false,
         })
+    }
+
+    /// Decodes the answers to [`QUERY_PRINTER`], [`QUERY_OFFLINE_CAUSE`] and
+    /// [`QUERY_PAPER`].
+    pub fn from_status_bytes(
+        printer: u8,
+        offline_cause: u8,
+        paper: u8,
+    ) -> Result<PrinterStatus, PrintError> {
+        if printer & 0x93 != 0x12 {
+            return Err(PrintError::BadStatus(printer));
+        }
+        let mut s = PrinterStatus::from_bytes(offline_cause, paper)?;
+        s.offline = printer & 0x08 != 0;
+        Ok(s)
     }
 
     /// Whether a receipt can be printed now.
     pub fn can_print(&self) -> bool {
-        !self.cover_open && !self.paper_out
+        !self.cover_open && !self.paper_out && !self.offline
     }
 
     /// What staff are shown, if anything.
@@ -183,6 +204,7 @@ impl PrinterStatus {
         match (self.cover_open, self.paper_out, self.paper_near_end) {
             (true, _, _) => Some("プリンタのカバーが開いています。閉じてください。"),
             (_, true, _) => Some("レシート用紙がありません。用紙を補充してください。"),
+            _ if self.offline => Some("プリンタがオフラインです。エラーを解除してください。"),
             (_, _, true) => Some("レシート用紙が残りわずかです。"),
             _ => None,
         }
@@ -216,6 +238,9 @@ mod tests {
         let s = PrinterStatus::from_bytes(0x12, 0x12 | 0x0C).unwrap();
         assert!(s.can_print() && s.paper_near_end);
         assert!(matches!(PrinterStatus::from_bytes(0xFF, 0x12), Err(PrintError::BadStatus(0xFF))));
+        let s = PrinterStatus::from_status_bytes(0x12 | 0x08, 0x12, 0x12).unwrap();
+        assert!(s.offline && !s.can_print() && s.notice_ja().unwrap().contains("オフライン"));
+        assert!(PrinterStatus::from_status_bytes(0x00, 0x12, 0x12).is_err());
     }
 
     #[test]

@@ -21,8 +21,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::day::write_atomically;
+use super::escpos::{self, PrinterStatus};
 use super::pdf::{Font, Paper};
 use super::receipt::{self, Slip, SlipKind};
+use super::usb::{self, EscPosLink, UsbPrinter, UsbSelector};
 use super::PrintError;
 use crate::ledger::{EntryId, Ledger, LedgerError};
 
@@ -125,6 +127,8 @@ pub enum Output {
         /// counter's name.
         title_prefix: Option<String>,
     },
+    /// A USB ESC/POS receipt printer, driven directly (the 80 mm layout as a raster).
+    Usb(UsbSelector),
     /// No printer configured: the PDF stays in the spool directory and staff are told where.
     SaveOnly,
 }
@@ -138,6 +142,13 @@ pub enum Printed {
         queue: String,
         /// The PDF that was sent (kept for reprints).
         pdf: PathBuf,
+    },
+    /// The USB printer printed it.
+    Usb {
+        /// The PDF the raster came from (kept for reprints).
+        pdf: PathBuf,
+        /// The printer's status afterwards (e.g. paper near end, to tell staff).
+        status: PrinterStatus,
     },
     /// The PDF was saved; tell staff the path.
     Saved {
@@ -274,6 +285,19 @@ fn set_state(
         JobState::Failed | JobState::Printed => -1,
         JobState::Pending | JobState::Saved => 0,
     };
+    set_state_counting(ledger, id, state, output, detail, bump)
+}
+
+/// [`set_state`] with the change to `maybe_printed` given: a USB receipt that failed after
+/// its bytes left keeps counting as possibly on paper.
+fn set_state_counting(
+    ledger: &Ledger,
+    id: JobId,
+    state: JobState,
+    output: Option<&str>,
+    detail: Option<&str>,
+    bump: i64,
+) -> Result<(), LedgerError> {
     ledger.conn().execute(
         "UPDATE receipt_jobs SET state = ?2, maybe_printed = maybe_printed + ?3,
                 output = COALESCE(?4, output), detail = ?5, updated_at = ?6
@@ -286,8 +310,8 @@ fn set_state(
 /// Prints a job: renders `slip` (marked 再発行 when it is a reprint or an earlier try may
 /// have reached the paper), keeps the PDF in `spool_dir`, and sends it to `output`.
 ///
-/// The state is `printing` from before the PDF leaves the kiosk until the spooler answers,
-/// so a power cut in between is seen at the next start.
+/// The state is `printing` from before the PDF leaves the kiosk until the spooler (or the
+/// USB printer) answers, so a power cut in between is seen at the next start.
 pub fn run(
     ledger: &Ledger,
     id: JobId,
@@ -297,6 +321,34 @@ pub fn run(
     output: &Output,
     spool_dir: &Path,
 ) -> Result<Printed, PrintError> {
+    // A USB printer takes the roll layout, whatever the counter's PDF paper is.
+    let paper = if matches!(output, Output::Usb(_)) { Paper::Roll80 } else { paper };
+    let pdf = prepare(ledger, id, slip, paper, font, spool_dir)?;
+    send(ledger, id, &pdf, output)
+}
+
+/// [`run`] on an ESC/POS printer link the caller opened (the 80 mm layout as a raster).
+pub fn run_on_link(
+    ledger: &Ledger,
+    id: JobId,
+    slip: &Slip,
+    font: &Font,
+    link: &mut dyn EscPosLink,
+    spool_dir: &Path,
+) -> Result<Printed, PrintError> {
+    let pdf = prepare(ledger, id, slip, Paper::Roll80, font, spool_dir)?;
+    send_escpos(ledger, id, &pdf, link)
+}
+
+/// Renders the job's slip into the spool directory and returns the PDF's path.
+fn prepare(
+    ledger: &Ledger,
+    id: JobId,
+    slip: &Slip,
+    paper: Paper,
+    font: &Font,
+    spool_dir: &Path,
+) -> Result<PathBuf, PrintError> {
     let job = job(ledger, id)?.ok_or(LedgerError::Corrupt("receipt job not found"))?;
     let mut slip = slip.clone();
     slip.kind = job.slip;
@@ -306,6 +358,11 @@ pub fn run(
         .map_err(|source| PrintError::Write { path: spool_dir.to_owned(), source })?;
     let pdf = spool_dir.join(format!("{}-{}-{}.pdf", slip_code(job.slip), job.entry_id, job.copy));
     write_atomically(&pdf, &bytes)?;
+    Ok(pdf)
+}
+
+fn send(ledger: &Ledger, id: JobId, pdf: &Path, output: &Output) -> Result<Printed, PrintError> {
+    let pdf = pdf.to_owned();
     let pdf_text = pdf.display().to_string();
     match output {
         Output::SaveOnly => {
@@ -327,6 +384,47 @@ pub fn run(
                     Err(e)
                 }
             }
+        }
+        // Opening the printer is part of the try: an absent printer fails the job (nothing
+        // reached paper), and staff retry once it is plugged in.
+        Output::Usb(selector) => match UsbPrinter::open(selector) {
+            Ok(mut printer) => send_escpos(ledger, id, &pdf, &mut printer),
+            Err(e) => {
+                set_state_counting(ledger, id, JobState::Failed, None, Some(&e.to_string()), 0)?;
+                Err(e.into())
+            }
+        },
+    }
+}
+
+/// Rasterises the roll PDF and prints it on `link`.
+fn send_escpos(
+    ledger: &Ledger,
+    id: JobId,
+    pdf: &Path,
+    link: &mut dyn EscPosLink,
+) -> Result<Printed, PrintError> {
+    let raster = escpos::rasterize_roll_pdf(pdf)?;
+    let stream = escpos::encode(&raster);
+    set_state(ledger, id, JobState::Printing, Some("usb"), None)?;
+    match usb::print_stream(link, &stream) {
+        Ok(status) => {
+            set_state(ledger, id, JobState::Printed, Some("usb"), None)?;
+            Ok(Printed::Usb { pdf: pdf.to_owned(), status })
+        }
+        Err(f) => {
+            // Refused before any byte left: known not printed. Failed after: part of the
+            // receipt may be on paper, so the retry is marked 再発行.
+            let bump = if f.sent { 0 } else { -1 };
+            set_state_counting(
+                ledger,
+                id,
+                JobState::Failed,
+                None,
+                Some(&f.error.to_string()),
+                bump,
+            )?;
+            Err(f.error.into())
         }
     }
 }

@@ -7,8 +7,9 @@
 //! - [`receipt`]: the two slips of a visit;
 //! - [`day`]: the day's ledger PDF and the `jpki-kiosk ledger` export;
 //! - [`escpos`]: the receipt as an ESC/POS raster stream, and the printer's status bytes;
-//! - [`jobs`]: the receipt-job table and the printer outputs (CUPS `lp`, or a PDF saved
-//!   for staff).
+//! - [`usb`]: the USB link to an ESC/POS printer (`rusb`), with its status read back;
+//! - [`jobs`]: the receipt-job table and the printer outputs (CUPS `lp`, a USB ESC/POS
+//!   printer, or a PDF saved for staff).
 //!
 //! What it is not: the ledger's arithmetic (`ledger`), nor the audit trail.
 
@@ -19,6 +20,7 @@ pub mod escpos;
 pub mod jobs;
 pub mod pdf;
 pub mod receipt;
+pub mod usb;
 
 pub use pdf::{Font, Paper, DEFAULT_FONT_PATH};
 
@@ -73,6 +75,9 @@ pub enum PrintError {
     /// or a garbled link).
     #[error("printer status byte {0:#04x} is not an ESC/POS status")]
     BadStatus(u8),
+    /// The USB receipt printer could not take the receipt (absent, paper out, cover open…).
+    #[error("USB receipt printer: {0}")]
+    Usb(#[from] usb::UsbError),
     /// The print spooler refused or failed the job (queue missing, cupsd down, paper out
     /// on a printer that reports it).
     #[error("printing to queue {queue} failed: {detail}")]

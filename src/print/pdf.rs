@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use printpdf::{
-    Line, LinePoint, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
-    Point, Pt, TextItem, TextMatrix,
+    Codepoint, Line, LinePoint, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage,
+    PdfSaveOptions, Point, Pt, TextItem, TextMatrix,
 };
 
 use super::PrintError;
@@ -27,9 +27,10 @@ pub struct Font {
     parsed: ParsedFont,
     path: PathBuf,
     units_per_em: f32,
-    /// Advance per character in font units: a day's ledger measures the same few hundred
-    /// characters tens of thousands of times.
-    advances: Mutex<HashMap<char, u16>>,
+    /// Glyph id and advance (font units) per character: a day's ledger measures and
+    /// writes the same few hundred characters hundreds of thousands of times, and the
+    /// font's own cmap lookup is a linear scan (it was most of a ledger's render time).
+    glyphs: Mutex<HashMap<char, (u16, u16)>>,
 }
 
 impl std::fmt::Debug for Font {
@@ -47,7 +48,7 @@ impl Font {
         let parsed = ParsedFont::from_bytes(&bytes, 0, &mut warnings)
             .ok_or_else(|| PrintError::FontUnreadable { path: path.to_owned() })?;
         let units_per_em = f32::from(parsed.pdf_font_metrics.units_per_em.max(1));
-        Ok(Font { parsed, path: path.to_owned(), units_per_em, advances: Mutex::default() })
+        Ok(Font { parsed, path: path.to_owned(), units_per_em, glyphs: Mutex::default() })
     }
 
     /// Loads IPAex Gothic from [`DEFAULT_FONT_PATH`].
@@ -66,21 +67,26 @@ impl Font {
             .all(|c| c.is_whitespace() || self.parsed.lookup_glyph_index(c as u32).is_some())
     }
 
+    /// The glyph id and advance of `c` (0, the missing glyph, when the font lacks it).
+    fn glyph(&self, c: char) -> (u16, u16) {
+        // A poisoned cache only means another thread panicked mid-insert; its map is whole.
+        let mut cache = self.glyphs.lock().unwrap_or_else(|e| e.into_inner());
+        *cache.entry(c).or_insert_with(|| {
+            let gid = self.parsed.lookup_glyph_index(c as u32).unwrap_or(0);
+            (gid, self.parsed.get_horizontal_advance(gid))
+        })
+    }
+
     /// The advance width of `text` at `size`, in points.
     pub fn width_pt(&self, text: &str, size: f32) -> f32 {
-        // A poisoned cache only means another thread panicked mid-insert; its map is whole.
-        let mut cache = self.advances.lock().unwrap_or_else(|e| e.into_inner());
-        let units: u32 = text
-            .chars()
-            .map(|c| {
-                let adv = *cache.entry(c).or_insert_with(|| {
-                    let gid = self.parsed.lookup_glyph_index(c as u32).unwrap_or(0);
-                    self.parsed.get_horizontal_advance(gid)
-                });
-                u32::from(adv)
-            })
-            .sum();
+        let units: u32 = text.chars().map(|c| u32::from(self.glyph(c).1)).sum();
         units as f32 / self.units_per_em * size
+    }
+
+    /// `text` as glyph ids, each with its character for the PDF's text layer (so printpdf
+    /// does no cmap lookups of its own).
+    fn codepoints(&self, text: &str) -> Vec<Codepoint> {
+        text.chars().map(|c| Codepoint::with_cid(self.glyph(c).0, 0.0, c.to_string())).collect()
     }
 
     /// `text`, cut to `max_pt` wide with a trailing `…` if it does not fit.
@@ -300,7 +306,7 @@ pub fn render_timed(
             ops.push(Op::SetTextMatrix {
                 matrix: TextMatrix::Translate(Mm(x_mm).into(), Mm(baseline).into()),
             });
-            ops.push(Op::ShowText { items: vec![TextItem::Text(text.to_owned())] });
+            ops.push(Op::ShowText { items: vec![TextItem::GlyphIds(font.codepoints(text))] });
         };
         let mut y = height - TOP_MM;
         for b in page_blocks {

@@ -5,8 +5,10 @@
 //! Real adapters: [`card::PcscCard`] (the card layer over pcscd), [`ca::CmpCa`] (the CMP
 //! client over HTTPS), [`store::SqliteJournal`] (the visit journal), [`store::SqliteAudit`]
 //! (the audit log), [`RegistryLookup`] (the resident registry), [`cases::Records`] (the
-//! registry with the proxy case file), [`ReceiptFile`] (a receipt or 照会書 saved as a file
-//! until the printer exists), [`SystemClock`], and the [`ResidentPad`] that holds the PINs.
+//! registry with the proxy case file), [`printer::LedgerPrinter`] (the fee into the ledger,
+//! the receipt to CUPS, a USB printer or a saved PDF; the 照会書 saved as PDF),
+//! [`ReceiptFile`] (a receipt saved as JSON, for tests that need no printer),
+//! [`SystemClock`], and the [`ResidentPad`] that holds the PINs.
 //!
 //! What it is not: the decision maker. No adapter decides what happens next; they only
 //! report what the world said.
@@ -14,6 +16,7 @@
 pub mod ca;
 pub mod card;
 pub mod cases;
+pub mod printer;
 pub mod script;
 pub mod store;
 

@@ -20,8 +20,9 @@ use zeroize::Zeroizing;
 use super::ca::{CaDirectory, CmpCa};
 use super::card::PcscCard;
 use super::cases::{Records, SqliteCases};
+use super::printer::{CounterSetup, LedgerPrinter};
 use super::store::{SqliteAudit, SqliteJournal};
-use super::{Counter, PadEntry, ReceiptFile, SystemClock};
+use super::{Counter, PadEntry, SystemClock};
 use crate::card::admin_key::DEMO_MASTER_KEY;
 use crate::enroll::client::{ClientConfig, CmpClient};
 use crate::enroll::http::{HttpConfig, HttpTransport};
@@ -113,7 +114,8 @@ impl Counter for ScriptedCounter {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// Holds `journal.db`, `audit.db`, `registry.db` (seeded with the sample if new),
-    /// `cases.db` (the proxy case file) and receipts.
+    /// `cases.db` (the proxy case file), `kiosk.db` (ledger and receipt jobs),
+    /// `counter.json` (optional) and `receipts/`.
     pub data: PathBuf,
     /// The CA's files: `tls-ca.pem`, `ra.pem`, `ra.key`, `auth-ca.pem`, `sign-ca.pem`.
     pub ca_dir: PathBuf,
@@ -218,6 +220,11 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
         .map_err(|e| setup("journal")(e.to_string()))?;
     let audit = SqliteAudit::open(&cfg.data.join("audit.db"), cfg.operator.clone())
         .map_err(|e| setup("audit")(e.to_string()))?;
+    // The counter's setup (DATA/counter.json): fee table, printer, slips' heading.
+    let desk = CounterSetup::load(&cfg.data).map_err(|e| setup("counter setup")(e.to_string()))?;
+    let fees = desk.fees.clone();
+    let printer = LedgerPrinter::open(&cfg.data, desk, cfg.operator.clone())
+        .map_err(|e| setup("cash desk")(e.to_string()))?;
     let ports = Ports {
         card: Box::new(&mut card),
         ca: Box::new(&mut ca),
@@ -226,9 +233,7 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
             cases: SqliteCases::open(&cfg.data.join("cases.db"))
                 .map_err(|e| setup("case file")(e.to_string()))?,
         }),
-        printer: Box::new(ReceiptFile {
-            dir: cfg.data.clone(),
-        }),
+        printer: Box::new(printer),
         counter: Box::new(counter),
         journal: Box::new(journal),
         audit: Box::new(audit),
@@ -258,7 +263,7 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
                 sender_nonce: r[2],
                 test_nonce: r[3],
             },
-            fees: Default::default(),
+            fees,
             identity: Default::default(),
         };
         Driver::open_with(ports, opening, crash)?
