@@ -15,6 +15,9 @@ packages=(
   # fonts for receipts and screens
   fonts-ipaexfont-gothic
   ca-certificates
+  # the appliance tests: udevadm parses the rules; bwrap rebuilds the kiosk unit's mounts;
+  # systemd-analyze scores the unit; libusb for doctor's USB check
+  udev bubblewrap systemd libusb-1.0-0
 )
 
 missing=()
