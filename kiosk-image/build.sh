@@ -93,7 +93,9 @@ chroot "$root" passwd --lock root >/dev/null
 uid=$(chroot "$root" id -u jpki-kiosk) gid=$(chroot "$root" id -g jpki-kiosk)
 # No login anywhere: no getty on VTs or the serial console (it only shows logs).
 chroot "$root" systemctl mask getty@.service serial-getty@.service autovt@.service console-getty.service \
-  getty.target >/dev/null
+  getty.target >/dev/null 2>&1
+# The root is read-only and updates come as signed bundles: no apt timers.
+chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer >/dev/null 2>&1
 chroot "$root" systemctl enable jpki-kiosk.service jpki-kiosk-doctor.service jpki-kiosk-udev-site.service \
   systemd-networkd.service systemd-timesyncd.service pcscd.socket >/dev/null 2>&1
 chroot "$root" systemctl set-default multi-user.target >/dev/null
