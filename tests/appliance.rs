@@ -552,3 +552,96 @@ fn the_kiosk_unit_cannot_write_outside_its_data_dir() {
     assert!(!Path::new("/tmp/scratch").exists());
     assert!(!Path::new("/etc/jpki-written").exists());
 }
+
+// ---- signed updates into A/B slots ------------------------------------------------------------
+
+#[test]
+fn updates_install_only_when_signed_and_switch_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("kiosk-image");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "vendor.pem"]);
+    openssl(&["pkey", "-in", "vendor.pem", "-pubout", "-out", "vendor.pub.pem"]);
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "intruder.pem"]);
+    // A small stand-in for the release binary: the script only runs its `--version`.
+    let payload_bin = d.join("jpki-kiosk");
+    std::fs::write(&payload_bin, "#!/bin/sh\necho jpki-kiosk test\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&payload_bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = |key: &str, version: &str| -> PathBuf {
+        let out_path = d.join(format!("{version}-{key}.tar"));
+        let out = Command::new(image.join("make-update.sh"))
+            .args([d.join(key).as_path(), payload_bin.as_path(), Path::new(version), out_path.as_path()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        out_path
+    };
+    // systemctl is recorded, not run: systemd is not PID 1 here.
+    let calls = d.join("systemctl.calls");
+    let recorder = d.join("systemctl");
+    std::fs::write(&recorder, format!("#!/bin/sh\necho \"$*\" >> {}\n", calls.display())).unwrap();
+    std::fs::set_permissions(&recorder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let slots = d.join("slots");
+    let update = |args: &[&Path]| {
+        Command::new(image.join("rootfs/usr/sbin/jpki-kiosk-update"))
+            .args(args)
+            .env("JPKI_UPDATE_KEY", d.join("vendor.pub.pem"))
+            .env("JPKI_UPDATE_SLOTS", &slots)
+            .env("JPKI_UPDATE_SYSTEMCTL", &recorder)
+            .output()
+            .unwrap()
+    };
+    let link = |name: &str| std::fs::read_link(slots.join(name)).ok().map(|p| p.display().to_string());
+
+    let first = update(&[&bundle("vendor.pem", "0.2.0")]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!((link("current"), link("previous")), (Some("a".into()), Some("factory".into())));
+    assert_eq!(std::fs::read_to_string(slots.join("a/VERSION")).unwrap(), "0.2.0\n");
+    assert!(slots.join("trial").exists());
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "restart jpki-kiosk-doctor.service\ntry-restart jpki-kiosk.service\n"
+    );
+
+    let second = update(&[&bundle("vendor.pem", "0.3.0")]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!((link("current"), link("previous")), (Some("b".into()), Some("a".into())));
+
+    // Signed by someone else, or changed after signing: refused, nothing switched.
+    let foreign = update(&[&bundle("intruder.pem", "6.6.6")]);
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(text(&foreign).contains("JPKI-UPDATE-REFUSED"), "{}", text(&foreign));
+    let good = bundle("vendor.pem", "0.4.0");
+    let work = d.join("tamper");
+    std::fs::create_dir(&work).unwrap();
+    assert!(Command::new("tar").arg("-xf").arg(&good).arg("-C").arg(&work).status().unwrap().success());
+    let mut payload = std::fs::read(work.join("payload.tar")).unwrap();
+    let at = payload.len() / 2;
+    payload[at] ^= 1;
+    std::fs::write(work.join("payload.tar"), payload).unwrap();
+    let tampered = d.join("tampered.tar");
+    assert!(Command::new("tar")
+        .arg("-cf")
+        .arg(&tampered)
+        .arg("-C")
+        .arg(&work)
+        .args(["payload.tar", "payload.tar.sig"])
+        .status()
+        .unwrap()
+        .success());
+    let out = update(&[&tampered]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!((link("current"), link("previous")), (Some("b".into()), Some("a".into())));
+    assert_eq!(std::fs::read_to_string(slots.join("a/VERSION")).unwrap(), "0.2.0\n");
+
+    // Back by hand.
+    let back = update(&[Path::new("--rollback")]);
+    assert!(back.status.success(), "{}", text(&back));
+    assert_eq!((link("current"), link("previous")), (Some("a".into()), Some("b".into())));
+    assert!(!slots.join("trial").exists());
+}
