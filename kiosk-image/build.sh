@@ -32,7 +32,7 @@ bash "$here/setup.sh"
 t0=$(date +%s); stamp() { echo "build.sh: [$(( $(date +%s) - t0 )) s] $*"; }
 
 # Sizes in MiB.
-BOOT_MB=128 DATA_MB=512
+BOOT_MB=128 DATA_MB=1024
 DISK_ID=4a504b49   # "JPKI": root=PARTUUID=${DISK_ID}-02
 
 if [ -z "$binary" ]; then
