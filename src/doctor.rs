@@ -95,8 +95,20 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(id: impl Into<String>, status: Status, ja: impl Into<String>, en: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { id: id.into(), status, message_ja: ja.into(), message_en: en.into(), detail: detail.into() }
+    fn new(
+        id: impl Into<String>,
+        status: Status,
+        ja: impl Into<String>,
+        en: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Check {
+        Check {
+            id: id.into(),
+            status,
+            message_ja: ja.into(),
+            message_en: en.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -142,7 +154,11 @@ pub struct Options {
 impl Options {
     /// Defaults: no card required, 10 s for the CA.
     pub fn new(data: impl Into<PathBuf>) -> Options {
-        Options { data: data.into(), require_card: false, ca_timeout: Duration::from_secs(10) }
+        Options {
+            data: data.into(),
+            require_card: false,
+            ca_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -252,9 +268,17 @@ impl Report {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "jpki-kiosk doctor {}  {}", self.version, self.generated_at);
+        let _ = writeln!(
+            out,
+            "jpki-kiosk doctor {}  {}",
+            self.version, self.generated_at
+        );
         if let Some(s) = &self.site {
-            let _ = writeln!(out, "{} ({})  counter {}", s.municipality_name, s.municipality_code, s.counter_id);
+            let _ = writeln!(
+                out,
+                "{} ({})  counter {}",
+                s.municipality_name, s.municipality_code, s.counter_id
+            );
         }
         for c in &self.checks {
             let _ = writeln!(out, "[{}] {:<14} {}", c.status.label(), c.id, c.message_ja);
@@ -279,7 +303,10 @@ impl Report {
     pub fn save(&self, data: &Path) -> Result<PathBuf, DoctorError> {
         let path = data.join(LAST_REPORT);
         let tmp = data.join(format!(".{LAST_REPORT}.new"));
-        let err = |source| DoctorError::Save { path: path.clone(), source };
+        let err = |source| DoctorError::Save {
+            path: path.clone(),
+            source,
+        };
         std::fs::write(&tmp, self.to_json()).map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)?;
         Ok(path)
@@ -304,7 +331,13 @@ fn check_pcsc(require_card: bool) -> Vec<Check> {
             ]
         }
     };
-    let mut out = vec![Check::new("pcscd", Status::Ok, "ICカードサービスは動作しています。", "The smart card service is running.", "SCardEstablishContext ok")];
+    let mut out = vec![Check::new(
+        "pcscd",
+        Status::Ok,
+        "ICカードサービスは動作しています。",
+        "The smart card service is running.",
+        "SCardEstablishContext ok",
+    )];
     let readers = match transport::list_readers(&ctx) {
         Ok(r) => r,
         Err(e) => {
@@ -315,11 +348,24 @@ fn check_pcsc(require_card: bool) -> Vec<Check> {
                 "No card reader found. Check the reader's USB cable.",
                 format!("SCardListReaders: {e}"),
             ));
-            out.push(Check::new("card", if require_card { Status::Fail } else { Status::Warn }, "リーダーがないためカードを確認していません。", "No reader, so no card was checked.", "no reader"));
+            out.push(Check::new(
+                "card",
+                if require_card {
+                    Status::Fail
+                } else {
+                    Status::Warn
+                },
+                "リーダーがないためカードを確認していません。",
+                "No reader, so no card was checked.",
+                "no reader",
+            ));
             return out;
         }
     };
-    let names: Vec<String> = readers.iter().map(|r| r.to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = readers
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
     out.push(Check::new(
         "readers",
         Status::Ok,
@@ -367,7 +413,11 @@ fn check_card(ctx: &pcsc::Context, readers: &[CString], require_card: bool) -> C
     }
     Check::new(
         "card",
-        if require_card { Status::Fail } else { Status::Warn },
+        if require_card {
+            Status::Fail
+        } else {
+            Status::Warn
+        },
         "試験カードが入っていません。",
         "No test card is inserted.",
         tried.join("; "),
@@ -390,10 +440,16 @@ fn check_usb() -> Check {
     };
     let mut found = Vec::new();
     for dev in devices.iter() {
-        let Ok(desc) = dev.device_descriptor() else { continue };
+        let Ok(desc) = dev.device_descriptor() else {
+            continue;
+        };
         let ccid = (0..desc.num_configurations()).any(|i| {
             dev.config_descriptor(i).is_ok_and(|cfg| {
-                cfg.interfaces().any(|iface| iface.descriptors().any(|d| d.class_code() == USB_CLASS_CCID))
+                cfg.interfaces().any(|iface| {
+                    iface
+                        .descriptors()
+                        .any(|d| d.class_code() == USB_CLASS_CCID)
+                })
             })
         });
         if ccid {
@@ -412,7 +468,10 @@ fn check_usb() -> Check {
             Status::Warn,
             "USB 接続のカードリーダーが見つかりません。",
             "No USB smart card reader (CCID) found.",
-            format!("{} USB devices, none with interface class 0x0B", devices.len()),
+            format!(
+                "{} USB devices, none with interface class 0x0B",
+                devices.len()
+            ),
         )
     } else {
         Check::new(
@@ -428,28 +487,70 @@ fn check_usb() -> Check {
 /// The configured printer: `lpstat -p QUEUE` for CUPS, the device node for ESC/POS.
 fn check_printer(printer: &Printer) -> Check {
     match printer {
-        Printer::None => Check::new("printer", Status::Ok, "プリンタは使わない設定です。", "No printer is configured for this counter.", "printer.kind = none"),
+        Printer::None => Check::new(
+            "printer",
+            Status::Ok,
+            "プリンタは使わない設定です。",
+            "No printer is configured for this counter.",
+            "printer.kind = none",
+        ),
         Printer::Cups { queue } => {
             let out = Command::new("lpstat").args(["-p", queue]).output();
             let out = match out {
                 Ok(o) => o,
                 Err(e) => {
-                    return Check::new("printer", Status::Fail, "印刷システムを確認できません。", "The print system cannot be checked.", format!("lpstat: {e}"))
+                    return Check::new(
+                        "printer",
+                        Status::Fail,
+                        "印刷システムを確認できません。",
+                        "The print system cannot be checked.",
+                        format!("lpstat: {e}"),
+                    )
                 }
             };
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             let line = text.lines().next().unwrap_or("").trim().to_string();
             // lpstat's English output (the image runs with LANG=C.UTF-8).
-            if out.status.success() && (line.contains(" is idle") || line.contains(" now printing")) {
-                Check::new("printer", Status::Ok, "プリンタは使用できます。", "The printer is ready.", line)
+            if out.status.success() && (line.contains(" is idle") || line.contains(" now printing"))
+            {
+                Check::new(
+                    "printer",
+                    Status::Ok,
+                    "プリンタは使用できます。",
+                    "The printer is ready.",
+                    line,
+                )
             } else if out.status.success() && line.contains("disabled") {
-                Check::new("printer", Status::Fail, "プリンタが停止しています。用紙・電源を確認してください。", "The printer is stopped. Check paper and power.", line)
+                Check::new(
+                    "printer",
+                    Status::Fail,
+                    "プリンタが停止しています。用紙・電源を確認してください。",
+                    "The printer is stopped. Check paper and power.",
+                    line,
+                )
             } else {
-                Check::new("printer", Status::Fail, "プリンタが見つかりません。電源とケーブルを確認してください。", "The printer is not available. Check power and cable.", format!("lpstat -p {queue}: {}", text.trim().replace('\n', " / ")))
+                Check::new(
+                    "printer",
+                    Status::Fail,
+                    "プリンタが見つかりません。電源とケーブルを確認してください。",
+                    "The printer is not available. Check power and cable.",
+                    format!("lpstat -p {queue}: {}", text.trim().replace('\n', " / ")),
+                )
             }
         }
-        Printer::EscposUsb { device } => match std::fs::OpenOptions::new().write(true).open(device) {
-            Ok(_) => Check::new("printer", Status::Ok, "プリンタは使用できます。", "The printer is ready.", format!("{} opened for writing", device.display())),
+        Printer::EscposUsb { device } => match std::fs::OpenOptions::new().write(true).open(device)
+        {
+            Ok(_) => Check::new(
+                "printer",
+                Status::Ok,
+                "プリンタは使用できます。",
+                "The printer is ready.",
+                format!("{} opened for writing", device.display()),
+            ),
             Err(e) => Check::new(
                 "printer",
                 Status::Fail,
@@ -479,7 +580,13 @@ fn check_ca(cfg: &SiteConfig, data: &Path, timeout: Duration) -> Check {
                 CaProblem::Tls => ("CA との暗号化通信（TLS）に失敗しました。証明書の期限を確認し、業者に連絡してください。", "The secure connection (TLS) to the CA failed. Check certificate expiry; call the vendor."),
                 CaProblem::Answer => ("CA の応答が正しくありません。業者に連絡してください。", "The CA's answer is not valid. Call the vendor."),
             };
-            Check::new("ca", Status::Fail, ja, en, format!("{}: {detail}", cfg.ca.url))
+            Check::new(
+                "ca",
+                Status::Fail,
+                ja,
+                en,
+                format!("{}: {detail}", cfg.ca.url),
+            )
         }
     }
 }
@@ -491,7 +598,11 @@ enum CaProblem {
     Answer,
 }
 
-fn ca_certs(cfg: &SiteConfig, data: &Path, timeout: Duration) -> Result<usize, (CaProblem, String)> {
+fn ca_certs(
+    cfg: &SiteConfig,
+    data: &Path,
+    timeout: Duration,
+) -> Result<usize, (CaProblem, String)> {
     use crate::enroll::client::{ClientConfig, CmpClient};
     use crate::enroll::http::{HttpConfig, HttpTransport, RetryPolicy};
     use crate::enroll::protect::{Credential, RaKey, ResponseTrust};
@@ -511,7 +622,12 @@ fn ca_certs(cfg: &SiteConfig, data: &Path, timeout: Duration) -> Result<usize, (
     let cert = |p: &Path| -> Result<Certificate, (CaProblem, String)> {
         Certificate::from_pem(read(p)?).map_err(|e| setup(p, e))
     };
-    let anchors = cfg.ca.anchors.iter().map(|a| cert(a.as_path())).collect::<Result<Vec<_>, _>>()?;
+    let anchors = cfg
+        .ca
+        .anchors
+        .iter()
+        .map(|a| cert(a.as_path()))
+        .collect::<Result<Vec<_>, _>>()?;
     let key_path = cfg.ca.ra_key.as_path();
     let key_pem = Zeroizing::new(read(key_path)?);
     let key_text = std::str::from_utf8(&key_pem).map_err(|e| setup(key_path, e))?;
@@ -529,16 +645,22 @@ fn ca_certs(cfg: &SiteConfig, data: &Path, timeout: Duration) -> Result<usize, (
     http.connect_timeout = timeout.min(Duration::from_secs(5));
     http.timeout = timeout;
     // One attempt: the doctor reports what it sees now, quickly.
-    http.retry = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
+    http.retry = RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    };
     let transport = HttpTransport::new(&http).map_err(|e| (CaProblem::Setup, e.to_string()))?;
-    let trust = ResponseTrust { signer_anchors: anchors.clone(), mac_secret: None };
+    let trust = ResponseTrust {
+        signer_anchors: anchors.clone(),
+        mac_secret: None,
+    };
     let client = CmpClient::new(transport, ClientConfig::new(credential, trust, anchors));
     match client.ca_certs(&Transaction::random()) {
         Ok(certs) => Ok(certs.len()),
         Err(e @ EnrollError::Tls(_)) => Err((CaProblem::Tls, e.to_string())),
-        Err(e @ (EnrollError::Unreachable(_) | EnrollError::Timeout | EnrollError::HttpStatus(_))) => {
-            Err((CaProblem::Unreachable, e.to_string()))
-        }
+        Err(
+            e @ (EnrollError::Unreachable(_) | EnrollError::Timeout | EnrollError::HttpStatus(_)),
+        ) => Err((CaProblem::Unreachable, e.to_string())),
         Err(e) => Err((CaProblem::Answer, e.to_string())),
     }
 }
@@ -546,9 +668,21 @@ fn ca_certs(cfg: &SiteConfig, data: &Path, timeout: Duration) -> Result<usize, (
 /// The year must be plausible: certificates' validity depends on it.
 fn check_clock(now: time::OffsetDateTime) -> Check {
     let year = now.year();
-    let detail = format!("system time {}", now.replace_nanosecond(0).unwrap_or(now).format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
+    let detail = format!(
+        "system time {}",
+        now.replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
     if (2024..=2099).contains(&year) {
-        Check::new("clock", Status::Ok, "時計は正常な範囲です。", "The clock is plausible.", detail)
+        Check::new(
+            "clock",
+            Status::Ok,
+            "時計は正常な範囲です。",
+            "The clock is plausible.",
+            detail,
+        )
     } else {
         Check::new(
             "clock",
@@ -562,7 +696,9 @@ fn check_clock(now: time::OffsetDateTime) -> Check {
 
 /// NTP synchronisation as systemd reports it; "unknown" where timedatectl cannot tell.
 fn check_time_sync() -> Check {
-    let out = Command::new("timedatectl").args(["show", "--property=NTPSynchronized", "--value"]).output();
+    let out = Command::new("timedatectl")
+        .args(["show", "--property=NTPSynchronized", "--value"])
+        .output();
     let answer = match &out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         Ok(o) => format!("unknown ({})", String::from_utf8_lossy(&o.stderr).trim()),
@@ -573,9 +709,27 @@ fn check_time_sync() -> Check {
 
 fn time_sync_check(answer: &str) -> Check {
     match answer {
-        "yes" => Check::new("time-sync", Status::Ok, "時刻は同期しています（NTP）。", "The time is synchronised (NTP).", "NTPSynchronized=yes"),
-        "no" => Check::new("time-sync", Status::Warn, "時刻が同期していません。ネットワークを確認してください。", "The time is not synchronised. Check the network.", "NTPSynchronized=no"),
-        other => Check::new("time-sync", Status::Warn, "時刻の同期状態は不明です。", "Time synchronisation state is unknown.", format!("timedatectl: {other}")),
+        "yes" => Check::new(
+            "time-sync",
+            Status::Ok,
+            "時刻は同期しています（NTP）。",
+            "The time is synchronised (NTP).",
+            "NTPSynchronized=yes",
+        ),
+        "no" => Check::new(
+            "time-sync",
+            Status::Warn,
+            "時刻が同期していません。ネットワークを確認してください。",
+            "The time is not synchronised. Check the network.",
+            "NTPSynchronized=no",
+        ),
+        other => Check::new(
+            "time-sync",
+            Status::Warn,
+            "時刻の同期状態は不明です。",
+            "Time synchronisation state is unknown.",
+            format!("timedatectl: {other}"),
+        ),
     }
 }
 
@@ -584,7 +738,13 @@ fn check_disk(data: &Path) -> Check {
     let stat = match nix::sys::statvfs::statvfs(data) {
         Ok(s) => s,
         Err(e) => {
-            return Check::new("disk", Status::Fail, "データ領域が見つかりません。業者に連絡してください。", "The data partition is missing. Call the vendor.", format!("statvfs {}: {e}", data.display()))
+            return Check::new(
+                "disk",
+                Status::Fail,
+                "データ領域が見つかりません。業者に連絡してください。",
+                "The data partition is missing. Call the vendor.",
+                format!("statvfs {}: {e}", data.display()),
+            )
         }
     };
     let free = u64::from(stat.blocks_available()) * u64::from(stat.fragment_size());
@@ -597,14 +757,38 @@ fn disk_check(free: u64, write_error: Option<std::io::Error>, data: &Path) -> Ch
     let mib = free >> 20;
     let detail = format!("{}: {mib} MiB free", data.display());
     if let Some(e) = write_error {
-        return Check::new("disk", Status::Fail, "データ領域に書き込めません。業者に連絡してください。", "The data partition is not writable. Call the vendor.", format!("{detail}; write: {e}"));
+        return Check::new(
+            "disk",
+            Status::Fail,
+            "データ領域に書き込めません。業者に連絡してください。",
+            "The data partition is not writable. Call the vendor.",
+            format!("{detail}; write: {e}"),
+        );
     }
     if free < FREE_FAIL_BYTES {
-        Check::new("disk", Status::Fail, format!("データ領域の空きが {mib} MiB しかありません。業者に連絡してください。"), format!("Only {mib} MiB free on the data partition. Call the vendor."), detail)
+        Check::new(
+            "disk",
+            Status::Fail,
+            format!("データ領域の空きが {mib} MiB しかありません。業者に連絡してください。"),
+            format!("Only {mib} MiB free on the data partition. Call the vendor."),
+            detail,
+        )
     } else if free < FREE_WARN_BYTES {
-        Check::new("disk", Status::Warn, format!("データ領域の空きが少なくなっています（{mib} MiB）。"), format!("The data partition is getting full ({mib} MiB free)."), detail)
+        Check::new(
+            "disk",
+            Status::Warn,
+            format!("データ領域の空きが少なくなっています（{mib} MiB）。"),
+            format!("The data partition is getting full ({mib} MiB free)."),
+            detail,
+        )
     } else {
-        Check::new("disk", Status::Ok, "データ領域の空きは十分です。", "Enough free space on the data partition.", detail)
+        Check::new(
+            "disk",
+            Status::Ok,
+            "データ領域の空きは十分です。",
+            "Enough free space on the data partition.",
+            detail,
+        )
     }
 }
 
@@ -631,9 +815,12 @@ fn check_databases(data: &Path) -> Vec<Check> {
 }
 
 fn integrity(path: &Path) -> Result<(), String> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("open: {e}"))?;
-    let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| format!("integrity_check: {e}"))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("open: {e}"))?;
+    let mut stmt = conn
+        .prepare("PRAGMA integrity_check")
+        .map_err(|e| format!("integrity_check: {e}"))?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect())
@@ -641,7 +828,10 @@ fn integrity(path: &Path) -> Result<(), String> {
     if rows == ["ok"] {
         Ok(())
     } else {
-        Err(format!("integrity_check: {}", rows.into_iter().take(3).collect::<Vec<_>>().join(" / ")))
+        Err(format!(
+            "integrity_check: {}",
+            rows.into_iter().take(3).collect::<Vec<_>>().join(" / ")
+        ))
     }
 }
 
@@ -652,10 +842,21 @@ mod tests {
     #[test]
     fn clock_bounds() {
         use time::macros::datetime;
-        assert_eq!(check_clock(datetime!(2026-11-22 03:00 UTC)).status, Status::Ok);
-        assert_eq!(check_clock(datetime!(1970-01-01 00:00 UTC)).status, Status::Fail);
-        assert_eq!(check_clock(datetime!(2100-01-01 00:00 UTC)).status, Status::Fail);
-        assert!(check_clock(datetime!(1970-01-01 00:00 UTC)).message_en.contains("1970"));
+        assert_eq!(
+            check_clock(datetime!(2026-11-22 03:00 UTC)).status,
+            Status::Ok
+        );
+        assert_eq!(
+            check_clock(datetime!(1970-01-01 00:00 UTC)).status,
+            Status::Fail
+        );
+        assert_eq!(
+            check_clock(datetime!(2100-01-01 00:00 UTC)).status,
+            Status::Fail
+        );
+        assert!(check_clock(datetime!(1970-01-01 00:00 UTC))
+            .message_en
+            .contains("1970"));
     }
 
     #[test]
@@ -671,8 +872,14 @@ mod tests {
     fn disk_thresholds() {
         let d = Path::new("/data");
         assert_eq!(disk_check(10 << 30, None, d).status, Status::Ok);
-        assert_eq!(disk_check(FREE_WARN_BYTES - 1, None, d).status, Status::Warn);
-        assert_eq!(disk_check(FREE_FAIL_BYTES - 1, None, d).status, Status::Fail);
+        assert_eq!(
+            disk_check(FREE_WARN_BYTES - 1, None, d).status,
+            Status::Warn
+        );
+        assert_eq!(
+            disk_check(FREE_FAIL_BYTES - 1, None, d).status,
+            Status::Fail
+        );
         let ro = std::io::Error::from_raw_os_error(libc::EROFS);
         let c = disk_check(10 << 30, Some(ro), d);
         assert_eq!(c.status, Status::Fail);
@@ -684,13 +891,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(check_databases(dir.path()).is_empty());
         let conn = rusqlite::Connection::open(dir.path().join("kiosk.db")).unwrap();
-        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
         drop(conn);
         std::fs::write(dir.path().join("audit.db"), vec![0x5a; 8192]).unwrap();
         let checks = check_databases(dir.path());
         assert_eq!(checks.len(), 2);
-        assert_eq!((checks[0].id.as_str(), checks[0].status), ("db:kiosk.db", Status::Ok));
-        assert_eq!((checks[1].id.as_str(), checks[1].status), ("db:audit.db", Status::Fail));
+        assert_eq!(
+            (checks[0].id.as_str(), checks[0].status),
+            ("db:kiosk.db", Status::Ok)
+        );
+        assert_eq!(
+            (checks[1].id.as_str(), checks[1].status),
+            ("db:audit.db", Status::Fail)
+        );
     }
 
     #[test]
@@ -722,9 +936,13 @@ mod tests {
     #[test]
     fn printer_checks_without_cups() {
         assert_eq!(check_printer(&Printer::None).status, Status::Ok);
-        let ok = check_printer(&Printer::EscposUsb { device: "/dev/null".into() });
+        let ok = check_printer(&Printer::EscposUsb {
+            device: "/dev/null".into(),
+        });
         assert_eq!(ok.status, Status::Ok, "{ok:?}");
-        let missing = check_printer(&Printer::EscposUsb { device: "/dev/usb/lp-missing".into() });
+        let missing = check_printer(&Printer::EscposUsb {
+            device: "/dev/usb/lp-missing".into(),
+        });
         assert_eq!(missing.status, Status::Fail);
     }
 }

@@ -145,7 +145,11 @@ pub enum SiteError {
 }
 
 fn invalid(field: &'static str, ja: impl Into<String>, en: impl Into<String>) -> SiteError {
-    SiteError::Invalid { field, ja: ja.into(), en: en.into() }
+    SiteError::Invalid {
+        field,
+        ja: ja.into(),
+        en: en.into(),
+    }
 }
 
 /// Checks a 全国地方公共団体コード: six digits, prefecture 01-47, and the check digit
@@ -169,7 +173,11 @@ pub fn check_municipality_code(code: &str) -> Result<(), SiteError> {
             format!("prefecture {prefecture:02} is not 01-47; check the code"),
         ));
     }
-    let sum: u32 = digits[..5].iter().zip([6, 5, 4, 3, 2]).map(|(d, w)| d * w).sum();
+    let sum: u32 = digits[..5]
+        .iter()
+        .zip([6, 5, 4, 3, 2])
+        .map(|(d, w)| d * w)
+        .sum();
     let expected = (11 - sum % 11) % 10;
     if digits[5] != expected {
         return Err(invalid(
@@ -190,10 +198,15 @@ impl SiteConfig {
     /// Reads and validates `DATA/site.toml`, including that every file it names is readable.
     pub fn load(data: &Path) -> Result<SiteConfig, SiteError> {
         let path = Self::path_in(data);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| SiteError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| SiteError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let cfg = Self::parse(&text).map_err(|e| match e {
-            SiteError::Syntax { message, .. } => SiteError::Syntax { path: path.clone(), message },
+            SiteError::Syntax { message, .. } => SiteError::Syntax {
+                path: path.clone(),
+                message,
+            },
             other => other,
         })?;
         cfg.check_files(data)?;
@@ -230,7 +243,9 @@ impl SiteConfig {
         let id = &self.counter.id;
         if id.is_empty()
             || id.len() > 32
-            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(invalid(
                 "counter.id",
@@ -249,7 +264,9 @@ impl SiteConfig {
             if Language::from_code(code).is_none() {
                 return Err(invalid(
                     "counter.languages",
-                    format!("言語 {code:?} には対応していません。ja, en, ja-easy から選んでください。"),
+                    format!(
+                        "言語 {code:?} には対応していません。ja, en, ja-easy から選んでください。"
+                    ),
                     format!("language {code:?} is not supported; choose from ja, en, ja-easy"),
                 ));
             }
@@ -275,7 +292,9 @@ impl SiteConfig {
                 // CUPS queue names: printable, no space, slash or '#', at most 127 bytes.
                 if queue.is_empty()
                     || queue.len() > 127
-                    || queue.chars().any(|c| c.is_control() || c == ' ' || c == '/' || c == '#')
+                    || queue
+                        .chars()
+                        .any(|c| c.is_control() || c == ' ' || c == '/' || c == '#')
                 {
                     return Err(invalid(
                         "printer.queue",
@@ -299,16 +318,21 @@ impl SiteConfig {
     }
 
     fn validate_ca(&self) -> Result<(), SiteError> {
-        let url = match reqwest::Url::parse(&self.ca.url) {
-            Ok(u) => u,
-            Err(e) => {
-                return Err(invalid(
+        let url =
+            match reqwest::Url::parse(&self.ca.url) {
+                Ok(u) => u,
+                Err(e) => return Err(invalid(
                     "ca.url",
-                    format!("CA の URL {:?} が読めません（{e}）。https://… の形で指定してください。", self.ca.url),
-                    format!("CA URL {:?} does not parse ({e}); give an https:// URL", self.ca.url),
-                ))
-            }
-        };
+                    format!(
+                        "CA の URL {:?} が読めません（{e}）。https://… の形で指定してください。",
+                        self.ca.url
+                    ),
+                    format!(
+                        "CA URL {:?} does not parse ({e}); give an https:// URL",
+                        self.ca.url
+                    ),
+                )),
+            };
         let host = url.host_str().unwrap_or("");
         let loopback = host == "localhost"
             || host
@@ -369,8 +393,14 @@ impl SiteConfig {
             if let Err(e) = std::fs::File::open(&full) {
                 return Err(invalid(
                     field,
-                    format!("{} を開けません（{e}）。ファイルを置くか、パスを直してください。", full.display()),
-                    format!("cannot open {} ({e}); put the file there or fix the path", full.display()),
+                    format!(
+                        "{} を開けません（{e}）。ファイルを置くか、パスを直してください。",
+                        full.display()
+                    ),
+                    format!(
+                        "cannot open {} ({e}); put the file there or fix the path",
+                        full.display()
+                    ),
                 ));
             }
         }
@@ -392,7 +422,9 @@ impl SiteConfig {
 
     /// The fee table in force: the override file, or the national defaults.
     pub fn fee_table(&self, data: &Path) -> Result<FeeTable, SiteError> {
-        let Some(table) = &self.counter.fee_table else { return Ok(FeeTable::default()) };
+        let Some(table) = &self.counter.fee_table else {
+            return Ok(FeeTable::default());
+        };
         let full = self.resolve(data, table);
         std::fs::read_to_string(&full)
             .map_err(|e| e.to_string())
@@ -415,7 +447,10 @@ pub fn provision(data: &Path, cfg: &SiteConfig, force: bool) -> Result<PathBuf, 
     use std::os::unix::fs::OpenOptionsExt;
     cfg.validate()?;
     let path = SiteConfig::path_in(data);
-    let write_err = |source| SiteError::Write { path: path.clone(), source };
+    let write_err = |source| SiteError::Write {
+        path: path.clone(),
+        source,
+    };
     std::fs::create_dir_all(data).map_err(write_err)?;
     if path.exists() && !force {
         return Err(SiteError::Exists(path));
@@ -441,7 +476,10 @@ mod tests {
 
     fn sample() -> SiteConfig {
         SiteConfig {
-            municipality: Municipality { code: "131016".into(), name: "千代田区".into() },
+            municipality: Municipality {
+                code: "131016".into(),
+                name: "千代田区".into(),
+            },
             counter: Counter {
                 id: "counter-01".into(),
                 languages: vec!["ja".into(), "en".into()],
@@ -455,7 +493,9 @@ mod tests {
                 ra_key: "ca/ra.key".into(),
                 anchors: vec!["ca/auth-ca.pem".into(), "ca/sign-ca.pem".into()],
             },
-            printer: Printer::Cups { queue: "receipt".into() },
+            printer: Printer::Cups {
+                queue: "receipt".into(),
+            },
         }
     }
 
@@ -487,7 +527,9 @@ mod tests {
         assert!(text.contains("kind = \"cups\""), "{text}");
         assert_eq!(SiteConfig::parse(&text).unwrap(), cfg);
         let mut usb = sample();
-        usb.printer = Printer::EscposUsb { device: "/dev/usb/lp0".into() };
+        usb.printer = Printer::EscposUsb {
+            device: "/dev/usb/lp0".into(),
+        };
         assert_eq!(SiteConfig::parse(&usb.to_toml()).unwrap(), usb);
         let mut none = sample();
         none.printer = Printer::None;
@@ -498,25 +540,51 @@ mod tests {
     fn each_bad_field_is_named() {
         type Edit = fn(&mut SiteConfig);
         let cases: &[(&str, Edit)] = &[
-            ("municipality.code", |c| c.municipality.code = "131015".into()),
+            ("municipality.code", |c| {
+                c.municipality.code = "131015".into()
+            }),
             ("municipality.name", |c| c.municipality.name = "  ".into()),
             ("counter.id", |c| c.counter.id = "counter 1".into()),
             ("counter.id", |c| c.counter.id = String::new()),
             ("counter.languages", |c| c.counter.languages.clear()),
-            ("counter.languages", |c| c.counter.languages.push("fr".into())),
-            ("counter.languages", |c| c.counter.languages.push("ja".into())),
-            ("counter.idle_timeout_secs", |c| c.counter.idle_timeout_secs = 5),
-            ("counter.idle_timeout_secs", |c| c.counter.idle_timeout_secs = 86_400),
+            ("counter.languages", |c| {
+                c.counter.languages.push("fr".into())
+            }),
+            ("counter.languages", |c| {
+                c.counter.languages.push("ja".into())
+            }),
+            ("counter.idle_timeout_secs", |c| {
+                c.counter.idle_timeout_secs = 5
+            }),
+            ("counter.idle_timeout_secs", |c| {
+                c.counter.idle_timeout_secs = 86_400
+            }),
             ("ca.url", |c| c.ca.url = "not a url".into()),
             ("ca.url", |c| c.ca.url = "http://ca.example.jp/".into()),
             ("ca.url", |c| c.ca.url = "ftp://127.0.0.1/".into()),
             ("ca.tls_roots", |c| c.ca.tls_roots = PathBuf::new()),
             ("ca.ra_key", |c| c.ca.ra_key = PathBuf::new()),
             ("ca.anchors", |c| c.ca.anchors.clear()),
-            ("printer.queue", |c| c.printer = Printer::Cups { queue: "a b".into() }),
-            ("printer.queue", |c| c.printer = Printer::Cups { queue: String::new() }),
-            ("printer.device", |c| c.printer = Printer::EscposUsb { device: "lp0".into() }),
-            ("printer.device", |c| c.printer = Printer::EscposUsb { device: "/tmp/lp0".into() }),
+            ("printer.queue", |c| {
+                c.printer = Printer::Cups {
+                    queue: "a b".into(),
+                }
+            }),
+            ("printer.queue", |c| {
+                c.printer = Printer::Cups {
+                    queue: String::new(),
+                }
+            }),
+            ("printer.device", |c| {
+                c.printer = Printer::EscposUsb {
+                    device: "lp0".into(),
+                }
+            }),
+            ("printer.device", |c| {
+                c.printer = Printer::EscposUsb {
+                    device: "/tmp/lp0".into(),
+                }
+            }),
         ];
         for (field, edit) in cases {
             let mut cfg = sample();
@@ -525,7 +593,10 @@ mod tests {
                 Err(SiteError::Invalid { field: f, ja, en }) => {
                     assert_eq!(&f, field);
                     assert!(!ja.is_ascii(), "Japanese text for {field}: {ja}");
-                    assert!(en.starts_with(|c: char| c.is_ascii_alphabetic()), "English text for {field}: {en}");
+                    assert!(
+                        en.starts_with(|c: char| c.is_ascii_alphabetic()),
+                        "English text for {field}: {en}"
+                    );
                 }
                 other => panic!("{field}: expected Invalid, got {other:?}"),
             }
@@ -538,12 +609,19 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_problem() {
-        let text = sample().to_toml().replace("idle_timeout_secs", "idle_timeout");
+        let text = sample()
+            .to_toml()
+            .replace("idle_timeout_secs", "idle_timeout");
         let e = SiteConfig::parse(&text).unwrap_err().to_string();
         assert!(e.contains("idle_timeout"), "{e}");
         assert!(e.starts_with("設定ファイル"), "{e}");
-        let missing = sample().to_toml().replace("[printer]\nkind = \"cups\"\n", "[printer]\n");
-        assert!(matches!(SiteConfig::parse(&missing), Err(SiteError::Syntax { .. })));
+        let missing = sample()
+            .to_toml()
+            .replace("[printer]\nkind = \"cups\"\n", "[printer]\n");
+        assert!(matches!(
+            SiteConfig::parse(&missing),
+            Err(SiteError::Syntax { .. })
+        ));
     }
 
     #[test]
@@ -552,17 +630,32 @@ mod tests {
         let data = dir.path();
         let cfg = sample();
         let path = provision(data, &cfg, false).unwrap();
-        assert!(matches!(provision(data, &cfg, false), Err(SiteError::Exists(_))));
+        assert!(matches!(
+            provision(data, &cfg, false),
+            Err(SiteError::Exists(_))
+        ));
         provision(data, &cfg, true).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         // The CA files are not there yet.
         match SiteConfig::load(data) {
-            Err(SiteError::Invalid { field: "ca.tls_roots", .. }) => {}
+            Err(SiteError::Invalid {
+                field: "ca.tls_roots",
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
         std::fs::create_dir(data.join("ca")).unwrap();
-        for f in ["tls-ca.pem", "ra.pem", "ra.key", "auth-ca.pem", "sign-ca.pem"] {
+        for f in [
+            "tls-ca.pem",
+            "ra.pem",
+            "ra.key",
+            "auth-ca.pem",
+            "sign-ca.pem",
+        ] {
             std::fs::write(data.join("ca").join(f), "x").unwrap();
         }
         assert_eq!(SiteConfig::load(data).unwrap(), cfg);
@@ -573,7 +666,10 @@ mod tests {
         std::fs::write(data.join("fees.json"), r#"{"reissue_after_loss": -1}"#).unwrap();
         assert!(matches!(
             SiteConfig::load(data),
-            Err(SiteError::Invalid { field: "counter.fee_table", .. })
+            Err(SiteError::Invalid {
+                field: "counter.fee_table",
+                ..
+            })
         ));
         std::fs::write(data.join("fees.json"), r#"{"reissue_after_loss": 300}"#).unwrap();
         let loaded = SiteConfig::load(data).unwrap();
