@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders 71-jpki-kiosk-resident.rules for one site.
-# Usage: render-resident-rules.sh USB_PORT_PATH CONNECTOR > DATA/udev/71-jpki-kiosk-resident.rules
+# Usage: render-resident-rules.sh USB_PORT_PATH CONNECTOR > DATA/system/udev/71-jpki-kiosk-resident.rules
 # Example: render-resident-rules.sh pci-0000:00:14.0-usb-0:3 HDMI-A-2
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 USB_PORT_PATH CONNECTOR" >&2; exit 2; }
