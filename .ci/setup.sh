@@ -18,6 +18,9 @@ packages=(
   # ideographs outside the BMP): found at run time through fontconfig
   fonts-noto-cjk
   ca-certificates
+  # the appliance tests: udevadm parses the rules; bwrap rebuilds the kiosk unit's mounts;
+  # systemd-analyze scores the unit; libusb for doctor's USB check
+  udev bubblewrap systemd libusb-1.0-0
 )
 
 missing=()

@@ -20,6 +20,8 @@
 //! - [`carddemo`]: the card demo (`jpki-kiosk card-demo`);
 //! - [`peers`]: real peers for the demo and tests (a private pcscd with virtual cards).
 //! - [`issuance`]: the visits as state machines that do no I/O, their journal and notices.
+//! - [`site`]: the appliance's per-site configuration (`site.toml`), validated at load;
+//! - [`doctor`]: the appliance's self-test (`jpki-kiosk doctor`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +29,7 @@ pub mod audit;
 pub mod ca;
 pub mod card;
 pub mod carddemo;
+pub mod doctor;
 pub mod enroll;
 pub mod issuance;
 pub mod kiosk;
@@ -37,6 +40,7 @@ pub mod pki;
 pub mod print;
 pub mod registry;
 pub mod rules;
+pub mod site;
 pub mod staff;
 pub mod ui;
 pub mod vcard;

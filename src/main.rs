@@ -152,6 +152,82 @@ enum Cmd {
         #[arg(long, requires = "supervisor")]
         reason: Option<String>,
     },
+    /// Writes the site configuration (DATA/site.toml) for this appliance, validated.
+    Provision(ProvisionArgs),
+    /// The site configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+    /// Self-test of the appliance: pcscd, readers, test card, printer, CA, clock, disk,
+    /// databases. Writes DATA/doctor-last.json. Exit 0 OK or WARN, 1 any FAIL.
+    Doctor {
+        /// The kiosk's data directory.
+        #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// A missing test card is a FAIL (when checking a reader with a test card).
+        #[arg(long)]
+        require_card: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProvisionArgs {
+    /// The data directory (the data partition's mount point).
+    #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+    data: PathBuf,
+    /// 全国地方公共団体コード, six digits with the check digit.
+    #[arg(long)]
+    municipality_code: String,
+    /// The municipality's name.
+    #[arg(long)]
+    municipality_name: String,
+    /// This counter's id.
+    #[arg(long)]
+    counter_id: String,
+    /// The CA's CMP URL (https://...).
+    #[arg(long)]
+    ca_url: String,
+    /// PEM roots for the CA's TLS certificate (relative paths: to DATA).
+    #[arg(long, default_value = "ca/tls-ca.pem")]
+    ca_tls_roots: PathBuf,
+    /// The RA certificate, PEM.
+    #[arg(long, default_value = "ca/ra.pem")]
+    ra_cert: PathBuf,
+    /// The RA private key, PKCS#8 PEM.
+    #[arg(long, default_value = "ca/ra.key")]
+    ra_key: PathBuf,
+    /// CA certificates the CA's responses are signed under (repeat).
+    #[arg(long = "ca-anchor", default_values = ["ca/auth-ca.pem", "ca/sign-ca.pem"])]
+    ca_anchors: Vec<PathBuf>,
+    /// `cups:QUEUE`, `escpos:/dev/usb/lp0` or `none`.
+    #[arg(long, default_value = "none")]
+    printer: String,
+    /// JSON fee overrides.
+    #[arg(long)]
+    fee_table: Option<PathBuf>,
+    /// Languages offered, first is the default.
+    #[arg(long, value_delimiter = ',', default_value = "ja,en,ja-easy")]
+    languages: Vec<String>,
+    /// Seconds without input before the resident screen resets.
+    #[arg(long, default_value_t = 120)]
+    idle_timeout_secs: u32,
+    /// Replace an existing file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate DATA/site.toml and the files it names. Exit 0 valid, 1 not.
+    Check {
+        /// The data directory.
+        #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +341,33 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Cmd::Provision(args) => provision(args),
+        Cmd::Config { command: ConfigCmd::Check { data } } => match jpki_kiosk::site::SiteConfig::load(&data) {
+            Ok(cfg) => {
+                println!("site configuration OK: {} {} counter {}", cfg.municipality.code, cfg.municipality.name, cfg.counter.id);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Doctor { data, json, require_card } => {
+            let mut opts = jpki_kiosk::doctor::Options::new(data);
+            opts.require_card = require_card;
+            let report = jpki_kiosk::doctor::run(&opts);
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if let Err(e) = report.save(&opts.data) {
+                eprintln!("{e}");
+            }
+            // A marker line for the boot console (kiosk-image/boot-test.sh reads it).
+            eprintln!("JPKI-DOCTOR-DONE overall={:?}", report.overall);
+            ExitCode::from(u8::from(report.failed()))
+        }
         Cmd::VisitRun { data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record } => {
             visit_run(data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record)
         }
@@ -351,6 +454,49 @@ fn visit_run(
         }
         Err(e) => {
             eprintln!("jpki-kiosk: visit-run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn provision(a: ProvisionArgs) -> ExitCode {
+    use jpki_kiosk::site::{CaEndpoint, Counter, Municipality, Printer, SiteConfig};
+    let printer = match a.printer.split_once(':') {
+        Some(("cups", queue)) => Printer::Cups { queue: queue.to_string() },
+        Some(("escpos", device)) => Printer::EscposUsb { device: device.into() },
+        None if a.printer == "none" => Printer::None,
+        _ => {
+            eprintln!("jpki-kiosk: --printer: use cups:QUEUE, escpos:/dev/usb/lpN or none");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = SiteConfig {
+        municipality: Municipality { code: a.municipality_code, name: a.municipality_name },
+        counter: Counter {
+            id: a.counter_id,
+            languages: a.languages,
+            idle_timeout_secs: a.idle_timeout_secs,
+            fee_table: a.fee_table,
+        },
+        ca: CaEndpoint {
+            url: a.ca_url,
+            tls_roots: a.ca_tls_roots,
+            ra_cert: a.ra_cert,
+            ra_key: a.ra_key,
+            anchors: a.ca_anchors,
+        },
+        printer,
+    };
+    match jpki_kiosk::site::provision(&a.data, &cfg, a.force) {
+        Ok(path) => {
+            println!("wrote {}", path.display());
+            if let Err(e) = cfg.check_files(&a.data) {
+                println!("note: {e}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::from(1)
         }
     }

@@ -733,7 +733,7 @@ fn show_self_test(staff: &StaffWindow, data: &std::path::Path) {
         .iter()
         .filter(|c| c.get("status").and_then(|s| s.as_str()).is_some_and(|s| s.eq_ignore_ascii_case("fail")))
         .count();
-    let at = report.get("at").and_then(|a| a.as_str()).unwrap_or("");
+    let at = report.get("generated_at").and_then(|a| a.as_str()).unwrap_or("");
     let line = if failed == 0 {
         format!("{at} 全{}項目 正常", checks.len())
     } else {
