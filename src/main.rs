@@ -209,6 +209,9 @@ struct ProvisionArgs {
     /// JSON fee overrides.
     #[arg(long)]
     fee_table: Option<PathBuf>,
+    /// Keep the resident pad's keys in telephone order (default: shuffled per entry).
+    #[arg(long)]
+    fixed_pin_pad: bool,
     /// Languages offered, first is the default.
     #[arg(long, value_delimiter = ',', default_value = "ja,en,ja-easy")]
     languages: Vec<String>,
@@ -443,7 +446,8 @@ fn visit_run(
         Zeroizing::new(l.trim_end().to_owned())
     };
     let (auth, sign) = (line(), line());
-    let cfg = RunConfig { data, ca_dir, ca_url, reader, visit, operator, crash_after_record };
+    let ca = script::CaFiles::in_dir(&ca_dir);
+    let cfg = RunConfig { data, ca, ca_url, reader, visit, operator, crash_after_record };
     match script::run(&cfg, ScriptedCounter::new(parsed, auth, sign)) {
         Ok(status) => {
             println!("{}", serde_json::to_string(&match status {
@@ -477,6 +481,7 @@ fn provision(a: ProvisionArgs) -> ExitCode {
             languages: a.languages,
             idle_timeout_secs: a.idle_timeout_secs,
             fee_table: a.fee_table,
+            pin_pad: if a.fixed_pin_pad { jpki_kiosk::site::PadLayout::Fixed } else { jpki_kiosk::site::PadLayout::Shuffled },
         },
         ca: CaEndpoint {
             url: a.ca_url,

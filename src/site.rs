@@ -63,6 +63,21 @@ pub struct Counter {
     /// JSON fee overrides (`rules::fee::FeeTable`); absent: the national defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_table: Option<PathBuf>,
+    /// The resident pad's key order: `shuffled` (a new order per entry, the default) or
+    /// `fixed` (telephone order, for residents who know it by heart).
+    #[serde(default)]
+    pub pin_pad: PadLayout,
+}
+
+/// The resident pad's key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PadLayout {
+    /// A fresh random order for each entry.
+    #[default]
+    Shuffled,
+    /// Telephone order.
+    Fixed,
 }
 
 /// Where the CA is and what the kiosk presents to it. Relative paths are relative to the
@@ -380,6 +395,16 @@ impl SiteConfig {
         }
     }
 
+    /// The CA files the configuration names, resolved against the data directory.
+    pub fn ca_files(&self, data: &Path) -> crate::issuance::adapters::script::CaFiles {
+        crate::issuance::adapters::script::CaFiles {
+            tls_roots: self.resolve(data, &self.ca.tls_roots),
+            ra_cert: self.resolve(data, &self.ca.ra_cert),
+            ra_key: self.resolve(data, &self.ca.ra_key),
+            anchors: self.ca.anchors.iter().map(|a| self.resolve(data, a)).collect(),
+        }
+    }
+
     /// Checks that every file the configuration names can be read, and the fee table parses.
     pub fn check_files(&self, data: &Path) -> Result<(), SiteError> {
         let mut files: Vec<(&'static str, &PathBuf)> = vec![
@@ -485,6 +510,7 @@ mod tests {
                 languages: vec!["ja".into(), "en".into()],
                 idle_timeout_secs: 120,
                 fee_table: None,
+                pin_pad: PadLayout::Shuffled,
             },
             ca: CaEndpoint {
                 url: "https://ca.pref.example.lg.jp/pkix/".into(),

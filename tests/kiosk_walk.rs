@@ -127,6 +127,23 @@ fn a_card_pulled_while_certificates_are_written() {
     assert!(report.showed(false, "対応: 同じカードを読み取り機に置きなおしてもらってください。"));
 }
 
+#[test]
+fn the_ca_times_out_then_answers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), ids::KUWAHARA);
+    opts.ca_silent_at_submit = true;
+    opts.ca_timeout = std::time::Duration::from_secs(3);
+    let report = run(&opts);
+    // The same request went out again and the visit finished.
+    assert_eq!(report.summary.outcome, Outcome::Issued);
+    assert_eq!(issued_slots(&report), vec![Slot::Auth, Slot::Sign]);
+    assert!(report.showed(false, "× 認証局に接続できません。しばらくしてから同じ申請を再送します。"));
+    assert!(report.showed(false, "対応: 自動で送りなおします。カードを抜かずにお待ちください。"));
+    assert!(report.showed(false, "今すぐ再送する"));
+    assert!(report.showed(true, "しばらくお待ちください。カードは置いたままにしてください。"));
+    assert!(report.showed(false, "✓ 電子証明書を発行しました"));
+}
+
 /// The README's demo command, run as people run it: headless, into a directory; the card
 /// it leaves is then read by unmodified OpenSC through `jpki-vcard serve`.
 #[test]

@@ -230,6 +230,7 @@ fn form_marks_a_character_needing_a_substitute() {
     let form = FormBinding::bind(&w, SubstituteTable::shipped(), move |_, _| *sink.borrow_mut() += 1);
     w.show().unwrap();
     let field = |label: &str| field(&w, label);
+    field("宛名番号").set_accessible_value("1000000001");
     field("氏名").set_accessible_value("髙橋 一郎");
     field("ふりがな").set_accessible_value("たかはし いちろう");
     field("住所").set_accessible_value("東京都千代田区霞が関2-1-2");

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 use super::screens::{both_calendars, Kiosk, KioskOptions};
 use super::session::{self, FromUi, ToUi, WorkerConfig};
 use super::walk::{self, DemoError, Peers, WalkOptions, DEMO_OPERATOR, DEMO_OPERATOR_PASSPHRASE};
+use crate::issuance::adapters::script::CaFiles;
 use crate::issuance::model::Slot;
 use crate::staff::OperatorId;
 use crate::ui::pinpad::KeyOrder;
@@ -92,7 +93,7 @@ fn run_windows(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError>
     walk::demo_resident(data, &opts.resident)?;
     let cfg = WorkerConfig {
         data: data.to_path_buf(),
-        ca_dir: data.join("ca"),
+        ca: CaFiles::in_dir(&data.join("ca")),
         ca_url: peers.ca.cmp_url(),
         reader: peers.reader.clone(),
         card_left_after: Duration::from_secs(10),

@@ -24,7 +24,7 @@ use crate::issuance::adapters::ca::{CaDirectory, CmpCa};
 use crate::issuance::adapters::cases::{Records, SqliteCases};
 use crate::issuance::adapters::printer::{CounterSetup, LedgerPrinter};
 use crate::issuance::adapters::card::PcscCard;
-use crate::issuance::adapters::script::{cmp_client_with, RunConfig};
+use crate::issuance::adapters::script::{cmp_client_with, CaFiles, RunConfig};
 use crate::issuance::adapters::store::{SqliteAudit, SqliteJournal};
 use crate::issuance::adapters::{
     Counter, JournalPort, PadEntry, Stage, SystemClock,
@@ -113,8 +113,8 @@ pub struct Summary {
 pub struct WorkerConfig {
     /// The kiosk's data directory (journal, audit log, registry, receipts).
     pub data: PathBuf,
-    /// The CA's files (`tls-ca.pem`, `ra.pem`, `ra.key`, `auth-ca.pem`, `sign-ca.pem`).
-    pub ca_dir: PathBuf,
+    /// The files for talking to the CA.
+    pub ca: CaFiles,
     /// The CA's CMP URL.
     pub ca_url: String,
     /// The PC/SC reader.
@@ -270,9 +270,13 @@ fn one_visit(
     from_ui: &Receiver<FromUi>,
     send: &(dyn Fn(ToUi) + Send + Sync),
 ) -> Result<VisitEnd, String> {
+    // The audit log and the ledger name the operator who opened the visit; a visit resumed
+    // from the journal at start-up goes under `operator` (the kiosk's own id).
+    let signed_in = opening.as_ref().and_then(|o| OperatorId::new(&o.operator));
+    let operator = signed_in.as_ref().unwrap_or(operator);
     let run_cfg = RunConfig {
         data: cfg.data.clone(),
-        ca_dir: cfg.ca_dir.clone(),
+        ca: cfg.ca.clone(),
         ca_url: cfg.ca_url.clone(),
         reader: cfg.reader.clone(),
         visit: String::new(),

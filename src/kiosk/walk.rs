@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use super::screens::{Kiosk, KioskOptions};
 use super::session::{self, FromUi, Summary, ToUi, WorkerConfig};
 use super::walker::{self, tap, type_into, WalkError};
+use crate::issuance::adapters::script::CaFiles;
 use crate::issuance::adapters::Stage;
 use crate::issuance::command::{CaCommand, CardCommand, Command, Outcome, PadCommand, Screen};
 use crate::issuance::model::Slot;
@@ -329,7 +330,7 @@ pub fn walk(opts: &WalkOptions, out: &mut dyn Write) -> Result<WalkReport, DemoE
 
     let cfg = WorkerConfig {
         data: data.to_path_buf(),
-        ca_dir: data.join("ca"),
+        ca: CaFiles::in_dir(&data.join("ca")),
         ca_url: ca.cmp_url(),
         reader,
         card_left_after: Duration::from_secs(2),

@@ -128,8 +128,15 @@ impl Default for CounterSetup {
 }
 
 impl CounterSetup {
-    /// Reads `DATA/counter.json`; the defaults when the file does not exist.
+    /// The appliance's setup from its site configuration (`DATA/site.toml`) when there is
+    /// one; else `DATA/counter.json`; else the defaults.
     pub fn load(data: &Path) -> Result<CounterSetup, CashDeskError> {
+        let site = crate::site::SiteConfig::path_in(data);
+        if site.exists() {
+            return crate::site::SiteConfig::load(data)
+                .and_then(|cfg| Ok(CounterSetup::for_site(&cfg, cfg.fee_table(data)?)))
+                .map_err(|e| CashDeskError::Setup { path: site, detail: e.to_string() });
+        }
         let path = data.join(SETUP_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CashDeskError::Setup {
@@ -141,6 +148,28 @@ impl CounterSetup {
                 path,
                 detail: e.to_string(),
             }),
+        }
+    }
+
+    /// The setup a site configuration describes, with its fee table.
+    pub fn for_site(site: &crate::site::SiteConfig, fees: FeeTable) -> CounterSetup {
+        let printer = match &site.printer {
+            crate::site::Printer::Cups { queue } => PrinterSetup::Cups {
+                queue: queue.clone(),
+                server: None,
+                title_prefix: Some(site.counter.id.clone()),
+            },
+            // rusb finds the printer on the bus (the udev rules give the kiosk user the
+            // device); the usblp node named in site.toml is for the vendor's own checks.
+            crate::site::Printer::EscposUsb { .. } => PrinterSetup::Usb { vendor: None, product: None },
+            crate::site::Printer::None => PrinterSetup::Save,
+        };
+        CounterSetup {
+            municipality: site.municipality.name.clone(),
+            counter: site.counter.id.clone(),
+            fees,
+            printer,
+            ..CounterSetup::default()
         }
     }
 

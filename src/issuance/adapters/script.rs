@@ -8,9 +8,8 @@
 //! arguments or script fields.
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use der::DecodePem;
 use rand_core::{OsRng, RngCore};
 use rsa::pkcs8::DecodePrivateKey;
 use serde::{Deserialize, Serialize};
@@ -117,8 +116,8 @@ pub struct RunConfig {
     /// `cases.db` (the proxy case file), `kiosk.db` (ledger and receipt jobs),
     /// `counter.json` (optional) and `receipts/`.
     pub data: PathBuf,
-    /// The CA's files: `tls-ca.pem`, `ra.pem`, `ra.key`, `auth-ca.pem`, `sign-ca.pem`.
-    pub ca_dir: PathBuf,
+    /// The files for talking to the CA.
+    pub ca: CaFiles,
     /// The CA's CMP URL.
     pub ca_url: String,
     /// The PC/SC reader.
@@ -129,6 +128,33 @@ pub struct RunConfig {
     pub operator: OperatorId,
     /// Abort right after this many journal writes (crash injection).
     pub crash_after_record: Option<u64>,
+}
+
+/// The files the kiosk needs to talk to its CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFiles {
+    /// PEM roots the CA's TLS certificate must chain to.
+    pub tls_roots: PathBuf,
+    /// The RA (kiosk) certificate, PEM: TLS client certificate and CMP signer.
+    pub ra_cert: PathBuf,
+    /// Its PKCS#8 PEM private key.
+    pub ra_key: PathBuf,
+    /// PEM files of the CA certificates that issued certificates and the CA's responses
+    /// must chain to (a file may hold several).
+    pub anchors: Vec<PathBuf>,
+}
+
+impl CaFiles {
+    /// The layout `jpki-ca serve --dir DIR` writes: `tls-ca.pem`, `ra.pem`, `ra.key`,
+    /// `sign-ca.pem`, `auth-ca.pem`.
+    pub fn in_dir(dir: &Path) -> CaFiles {
+        CaFiles {
+            tls_roots: dir.join("tls-ca.pem"),
+            ra_cert: dir.join("ra.pem"),
+            ra_key: dir.join("ra.key"),
+            anchors: vec![dir.join("sign-ca.pem"), dir.join("auth-ca.pem")],
+        }
+    }
 }
 
 /// Why a scripted run could not start or finish.
@@ -152,10 +178,9 @@ fn setup(what: &'static str) -> impl Fn(String) -> RunError {
     move |detail| RunError::Setup { what, detail }
 }
 
-/// The kiosk's CMP client for the CA of `cfg`: HTTPS to `ca_url` trusting `tls-ca.pem`,
-/// with the RA certificate (`ra.pem`/`ra.key`) as TLS client identity and as the signer of
-/// every request, and the CA's two roots (`sign-ca.pem`, `auth-ca.pem`) as the anchors of
-/// issued certificates and of the CA's responses.
+/// The kiosk's CMP client for the CA of `cfg`: HTTPS to `ca_url` trusting the TLS roots,
+/// with the RA certificate and key as TLS client identity and as the signer of every
+/// request, and the anchors as the roots of issued certificates and of the CA's responses.
 pub fn cmp_client(cfg: &RunConfig) -> Result<CmpClient<HttpTransport>, RunError> {
     cmp_client_with(cfg, |_| {})
 }
@@ -165,27 +190,36 @@ pub fn cmp_client_with(
     cfg: &RunConfig,
     tweak: impl FnOnce(&mut HttpConfig),
 ) -> Result<CmpClient<HttpTransport>, RunError> {
-    let read = |name: &str| {
-        std::fs::read(cfg.ca_dir.join(name)).map_err(|e| setup("CA files")(format!("{name}: {e}")))
+    let files = &cfg.ca;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| setup("CA files")(format!("{}: {e}", path.display())))
     };
-    let cert = |name: &str| -> Result<Certificate, RunError> {
-        Certificate::from_pem(read(name)?).map_err(|e| setup("CA files")(format!("{name}: {e}")))
+    let certs = |path: &Path| -> Result<Vec<Certificate>, RunError> {
+        Certificate::load_pem_chain(&read(path)?)
+            .map_err(|e| setup("CA files")(format!("{}: {e}", path.display())))
     };
-    let roots = vec![cert("sign-ca.pem")?, cert("auth-ca.pem")?];
+    let mut roots = Vec::new();
+    for anchor in &files.anchors {
+        roots.extend(certs(anchor)?);
+    }
     let key_pem = Zeroizing::new(
-        String::from_utf8(read("ra.key")?).map_err(|e| setup("ra.key")(e.to_string()))?,
+        String::from_utf8(read(&files.ra_key)?).map_err(|e| setup("RA key")(e.to_string()))?,
     );
     let key =
-        rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| setup("ra.key")(e.to_string()))?;
+        rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| setup("RA key")(e.to_string()))?;
+    let ra_cert = certs(&files.ra_cert)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| setup("RA certificate")("no certificate in the file".into()))?;
     let credential = Credential::Signature {
-        key: RaKey::from_rsa(&key).map_err(|e| setup("ra.key")(e.to_string()))?,
-        cert: Box::new(cert("ra.pem")?),
+        key: RaKey::from_rsa(&key).map_err(|e| setup("RA key")(e.to_string()))?,
+        cert: Box::new(ra_cert),
         chain: vec![],
     };
     let mut http = HttpConfig::new(cfg.ca_url.clone());
-    http.tls_roots_pem = read("tls-ca.pem")?;
-    let mut identity = read("ra.pem")?;
-    identity.extend(read("ra.key")?.iter());
+    http.tls_roots_pem = read(&files.tls_roots)?;
+    let mut identity = read(&files.ra_cert)?;
+    identity.extend(read(&files.ra_key)?.iter());
     http.client_identity_pem = Some(Zeroizing::new(identity));
     tweak(&mut http);
     let transport = HttpTransport::new(&http).map_err(|e| setup("HTTPS")(e.to_string()))?;
