@@ -25,16 +25,22 @@ fn options(dir: &Path, resident: &str) -> WalkOptions {
     WalkOptions::new(dir.join("kiosk"), resident, AUTH_PIN, SIGN_PASSWORD)
 }
 
+/// The walk's step log goes to stderr as it happens (a stalled walk shows where).
+struct Log;
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn run(opts: &WalkOptions) -> WalkReport {
-    let mut log = Vec::new();
-    let report = walk(opts, &mut log);
-    let log = String::from_utf8_lossy(&log).into_owned();
-    match report {
-        Ok(r) => {
-            eprintln!("{log}");
-            r
-        }
-        Err(e) => panic!("walk failed: {e}\n{log}"),
+    match walk(opts, &mut Log) {
+        Ok(r) => r,
+        Err(e) => panic!("walk failed: {e}"),
     }
 }
 

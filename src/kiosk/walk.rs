@@ -383,7 +383,8 @@ pub fn walk(opts: &WalkOptions, out: &mut dyn Write) -> Result<WalkReport, DemoE
     tap(&kiosk.staff, "新規発行（署名用・利用者証明用の電子証明書）")?;
 
     let mut wrong_left = opts.wrong_confirms;
-    let (mut pulled, mut silenced) = (false, false);
+    // The CA is silenced once, at the first request, and answers again for the re-send.
+    let (mut pulled, mut silenced, mut was_silenced) = (false, false, false);
     let mut forms = 0;
     let wait = Duration::from_secs(60) + 4 * opts.ca_timeout;
     let mut last = String::from("visit opened");
@@ -456,9 +457,10 @@ pub fn walk(opts: &WalkOptions, out: &mut dyn Write) -> Result<WalkReport, DemoE
                             pulled = true;
                             card.kill().map_err(|e| setup("virtual card")(e.to_string()))?;
                         }
-                        Command::Ca { ca: CaCommand::Submit { .. } } if opts.ca_silent_at_submit && !silenced && !ca.paused() => {
+                        Command::Ca { ca: CaCommand::Submit { .. } } if opts.ca_silent_at_submit && !was_silenced => {
                             say("the CA stops answering");
                             silenced = true;
+                            was_silenced = true;
                             ca.pause();
                         }
                         _ => {}
