@@ -21,6 +21,9 @@ packages=(
   # the appliance tests: udevadm parses the rules; bwrap rebuilds the kiosk unit's mounts;
   # systemd-analyze scores the unit; libusb for doctor's USB check
   udev bubblewrap systemd libusb-1.0-0
+  # the appliance's display path on a Wayland compositor: weston's kiosk shell on its
+  # headless backend (cage, the image's compositor, needs a DRM device even headless)
+  weston
 )
 
 missing=()

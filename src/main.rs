@@ -152,6 +152,25 @@ enum Cmd {
         #[arg(long, requires = "supervisor")]
         reason: Option<String>,
     },
+    /// The counter appliance: the staff and resident windows on the display, on the site
+    /// configuration in DATA (the image's kiosk-session starts it under cage).
+    Ui {
+        /// The kiosk's data directory.
+        #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The PC/SC reader. Default: the first one pcscd lists.
+        #[arg(long)]
+        reader: Option<String>,
+        /// Check what the kiosk needs (site configuration, card administration key,
+        /// reader) and exit without opening windows.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Counter staff accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCmd,
+    },
     /// Writes the site configuration (DATA/site.toml) for this appliance, validated.
     Provision(ProvisionArgs),
     /// The site configuration.
@@ -171,6 +190,29 @@ enum Cmd {
         /// A missing test card is a FAIL (when checking a reader with a test card).
         #[arg(long)]
         require_card: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCmd {
+    /// Enrols an operator. Reads the new passphrase from stdin (one line); with --by, then
+    /// the supervisor's passphrase. The first supervisor of an appliance needs no --by.
+    Enrol {
+        /// The kiosk's data directory (staff.db, audit.db).
+        #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The operator's id (1-32 of A-Z a-z 0-9 . _ -).
+        #[arg(long)]
+        id: String,
+        /// The name shown on the staff screen.
+        #[arg(long)]
+        name: String,
+        /// `staff` or `supervisor`.
+        #[arg(long, default_value = "staff")]
+        role: String,
+        /// The supervisor who enrols (signs in with their passphrase).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -345,6 +387,24 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Provision(args) => provision(args),
+        Cmd::Ui { data, reader, check } => {
+            use jpki_kiosk::kiosk::appliance;
+            let result = if check {
+                appliance::prepare(&data, reader.as_deref()).map(|p| {
+                    println!("ready: reader {}, CA {}", p.worker.reader.to_string_lossy(), p.worker.ca_url);
+                })
+            } else {
+                appliance::run(&data, reader.as_deref())
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("jpki-kiosk: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Staff { command: StaffCmd::Enrol { data, id, name, role, by } } => staff_enrol(&data, &id, &name, &role, by.as_deref()),
         Cmd::Config { command: ConfigCmd::Check { data } } => match jpki_kiosk::site::SiteConfig::load(&data) {
             Ok(cfg) => {
                 println!("site configuration OK: {} {} counter {}", cfg.municipality.code, cfg.municipality.name, cfg.counter.id);
@@ -505,4 +565,65 @@ fn provision(a: ProvisionArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `jpki-kiosk staff enrol`: passphrases come from stdin, never from arguments (which
+/// other users can read in the process list).
+fn staff_enrol(data: &std::path::Path, id: &str, name: &str, role: &str, by: Option<&str>) -> ExitCode {
+    use jpki_kiosk::staff::{NewOperator, OperatorId, Passphrase, Role, StaffDirectory};
+    use zeroize::Zeroizing;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("jpki-kiosk: staff enrol: {e}");
+        ExitCode::from(1)
+    };
+    let Some(id) = OperatorId::new(id) else {
+        eprintln!("jpki-kiosk: --id: 1-32 of A-Z a-z 0-9 . _ -");
+        return ExitCode::from(2);
+    };
+    let role = match role {
+        "staff" => Role::Staff,
+        "supervisor" => Role::Supervisor,
+        _ => {
+            eprintln!("jpki-kiosk: --role: staff or supervisor");
+            return ExitCode::from(2);
+        }
+    };
+    let line = || {
+        let mut l = Zeroizing::new(String::new());
+        let _ = std::io::stdin().read_line(&mut l);
+        Zeroizing::new(l.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let passphrase = match Passphrase::new(line().to_string()) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut dir = match StaffDirectory::open(&data.join("staff.db")) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let session = match by {
+        None => None,
+        Some(by) => {
+            let Some(by) = OperatorId::new(by) else { return fail(&"--by: not an operator id") };
+            let pass = match Passphrase::new(line().to_string()) {
+                Ok(p) => p,
+                Err(e) => return fail(&e),
+            };
+            match dir.sign_in(&by, &pass, now) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(&e),
+            }
+        }
+    };
+    let record = match dir.enrol(session.as_ref(), NewOperator { id: id.clone(), display_name: name.to_string(), role, passphrase }, now) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let appended = jpki_kiosk::audit::AuditLog::open(&data.join("audit.db")).and_then(|mut log| log.append(&record));
+    if let Err(e) = appended {
+        return fail(&e);
+    }
+    println!("enrolled {id} ({})", role.as_str());
+    ExitCode::SUCCESS
 }

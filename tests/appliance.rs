@@ -10,7 +10,9 @@ mod ca_server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
 
 use ca_server::CaServer;
 use card_common::Rig;
@@ -644,4 +646,179 @@ fn updates_install_only_when_signed_and_switch_slots() {
     assert!(back.status.success(), "{}", text(&back));
     assert_eq!((link("current"), link("previous")), (Some("a".into()), Some("b".into())));
     assert!(!slots.join("trial").exists());
+}
+
+/// `jpki-kiosk ui` as the image runs it: checked first (`--check` names what is missing),
+/// then on a Wayland compositor with the real card stack and CA, as an unprivileged user.
+/// This machine has no DRM device, which cage needs even headless, so the compositor is
+/// weston on its headless backend with software rendering (its kiosk shell draws nothing
+/// there; the desktop shell does); its screenshooter photographs the output, which must
+/// show the staff sign-in screen drawn by the kiosk.
+#[test]
+fn the_kiosk_opens_its_windows_on_a_wayland_compositor() {
+    let mut rig = Rig::new();
+    let _card = rig.card(0, "card.vcard", &[]);
+    let ca = CaServer::start(&[]);
+    let data = rig.path("data");
+    provision(&data, &ca);
+    let kiosk = |args: &[&str]| {
+        let mut cmd = Command::new(KIOSK);
+        cmd.args(args).arg("--data").arg(&data);
+        for (k, v) in rig.stack.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+
+    // Without the card administration key the kiosk says which file and what to do.
+    let out = kiosk(&["ui", "--check"]).output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("card-admin.key") && t.contains("カード発行鍵"), "{t}");
+    // The virtual card is personalised under the demo master key.
+    let hex: String = jpki_kiosk::card::admin_key::DEMO_MASTER_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(data.join("card-admin.key"), format!("{hex}\n")).unwrap();
+    let out = kiosk(&["ui", "--check"]).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("ready: reader Virtual PCD 00 00"), "{t}");
+    // Without a display it says so instead of hanging.
+    let out = kiosk(&["ui"]).env_remove("WAYLAND_DISPLAY").env_remove("DISPLAY").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("画面がありません"), "{}", text(&out));
+
+    // The vendor enrols the first supervisor; the passphrase goes through stdin.
+    let mut enrol = kiosk(&["staff", "enrol", "--id", "sup-01", "--name", "窓口 一郎", "--role", "supervisor"]);
+    enrol.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = enrol.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"counter-passphrase-2026\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("enrolled sup-01 (supervisor)"), "{}", text(&out));
+
+    // The compositor runs as nobody. The kiosk stays root here: the private pcscd's socket
+    // is reached through /proc/PID/root, which only root may follow (in the image the
+    // kiosk user reaches the system pcscd; the unit's sandbox is tested above).
+    let runtime = rig.path("xdg");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    chown_tree(&runtime);
+    for dir in [rig.dir.path(), rig.stack.dir()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let as_nobody = |program: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--", program])
+            .current_dir(&runtime)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", &runtime)
+            .env_remove("DISPLAY");
+        cmd
+    };
+    let weston_log = std::fs::File::create(rig.path("weston.log")).unwrap();
+    let weston = as_nobody("weston")
+        .args(["--backend=headless-backend.so", "--use-pixman", "--shell=desktop-shell.so"])
+        .args(["--socket=wayland-0", "--width=1920", "--height=1080", "--debug", "--idle-time=0"])
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(weston_log.try_clone().unwrap())
+        .stderr(weston_log)
+        .spawn()
+        .expect("weston starts");
+    let mut weston = Reaped(weston);
+    let socket = runtime.join("wayland-0");
+    let started = std::time::Instant::now();
+    while !socket.exists() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(socket.exists(), "weston: {}", std::fs::read_to_string(rig.path("weston.log")).unwrap_or_default());
+
+    let kiosk_log = std::fs::File::create(rig.path("kiosk.log")).unwrap();
+    let mut ui = Command::new(KIOSK);
+    ui.args(["ui", "--data"])
+        .arg(&data)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("WAYLAND_DISPLAY", "wayland-0")
+        .env_remove("DISPLAY");
+    for (k, v) in rig.stack.env() {
+        ui.env(k, v);
+    }
+    let mut ui = Reaped(ui.stdout(kiosk_log.try_clone().unwrap()).stderr(kiosk_log).spawn().expect("the kiosk starts"));
+
+    let mut best = 0usize;
+    let mut shot = None;
+    while started.elapsed() < std::time::Duration::from_secs(60) && best <= 5_000 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Ok(Some(status)) = ui.0.try_wait() {
+            panic!("the kiosk ended ({status}): {}", std::fs::read_to_string(rig.path("kiosk.log")).unwrap_or_default());
+        }
+        for old in std::fs::read_dir(&runtime).unwrap().flatten() {
+            if old.file_name().to_string_lossy().ends_with(".png") {
+                let _ = std::fs::remove_file(old.path());
+            }
+        }
+        let out = as_nobody("weston-screenshooter").env("WAYLAND_DISPLAY", "wayland-0").output().unwrap();
+        if !out.status.success() {
+            continue;
+        }
+        let png = std::fs::read_dir(&runtime).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "png"));
+        if let Some(png) = png {
+            best = inked_pixels(&png);
+            shot = Some(png);
+        }
+    }
+    let logs = format!(
+        "kiosk: {}\nweston: {}",
+        std::fs::read_to_string(rig.path("kiosk.log")).unwrap_or_default(),
+        std::fs::read_to_string(rig.path("weston.log")).unwrap_or_default()
+    );
+    assert!(best > 5_000, "the output stayed blank ({best} dark pixels)\n{logs}");
+    // Kept for people to look at.
+    if let Some(shot) = shot {
+        let _ = std::fs::copy(shot, Path::new(env!("CARGO_TARGET_TMPDIR")).join("appliance-ui.png"));
+    }
+    let _ = ui.0.kill();
+    let _ = weston.0.kill();
+    eprintln!("{logs}");
+}
+
+/// A child process killed and reaped when dropped (a failed assertion leaves no
+/// compositor behind).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Gives `path` and everything under it to nobody (uid and gid 65534).
+fn chown_tree(path: &Path) {
+    std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&entry.path());
+        }
+    }
+}
+
+/// Pixels of text and outlines in a PNG of the kiosk's light theme: dark pixels, counted
+/// only when most of the picture is light (a black, undrawn output counts 0).
+fn inked_pixels(path: &Path) -> usize {
+    let Ok(file) = std::fs::File::open(path) else { return 0 };
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let Ok(mut reader) = decoder.read_info() else { return 0 };
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    let Ok(info) = reader.next_frame(&mut buf) else { return 0 };
+    let channels = info.color_type.samples();
+    let sums: Vec<u32> = buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|p| p.len() >= 3)
+        .map(|p| u32::from(p[0]) + u32::from(p[1]) + u32::from(p[2]))
+        .collect();
+    let light = sums.iter().filter(|&&s| s > 600).count();
+    if light < sums.len() / 2 {
+        return 0;
+    }
+    sums.iter().filter(|&&s| s < 200).count()
 }

@@ -62,3 +62,30 @@ mod tests {
         assert_ne!(*a, *b);
     }
 }
+
+/// An issuer master key held in memory: zeroized on drop, never printed.
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<Vec<u8>>);
+
+impl MasterKey {
+    /// Wraps key bytes.
+    pub fn new(bytes: Zeroizing<Vec<u8>>) -> MasterKey {
+        MasterKey(bytes)
+    }
+
+    /// The demo and test key ([`DEMO_MASTER_KEY`]).
+    pub fn demo() -> MasterKey {
+        MasterKey(Zeroizing::new(DEMO_MASTER_KEY.to_vec()))
+    }
+
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}

@@ -6,7 +6,6 @@
 //! goes through the real views ([`super::walk`]); each step is printed, and a PNG of every
 //! screen passed is written to `DIR/screens/`.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::channel;
@@ -16,8 +15,9 @@ use slint::ComponentHandle;
 use zeroize::Zeroizing;
 
 use super::screens::{both_calendars, Kiosk, KioskOptions};
-use super::session::{self, FromUi, ToUi, WorkerConfig};
+use super::session::{FromUi, WorkerConfig};
 use super::walk::{self, DemoError, Peers, WalkOptions, DEMO_OPERATOR, DEMO_OPERATOR_PASSPHRASE};
+use crate::card::admin_key::MasterKey;
 use crate::issuance::adapters::script::CaFiles;
 use crate::issuance::model::Slot;
 use crate::staff::OperatorId;
@@ -78,10 +78,6 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
     Ok(())
 }
 
-thread_local! {
-    static KIOSK: RefCell<Option<Kiosk>> = const { RefCell::new(None) };
-}
-
 /// The kiosk's windows on the display, for people to use: staff sign in as the demo
 /// operator; the resident types on the resident window.
 fn run_windows(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
@@ -99,48 +95,17 @@ fn run_windows(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError>
         card_left_after: Duration::from_secs(10),
         ca_timeout: Duration::from_secs(30),
         lockstep: false,
+        admin_key: MasterKey::demo(),
+    };
+    say(&format!("staff sign-in: {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSPHRASE}; resident {}", opts.resident));
+    let options = KioskOptions {
+        data: data.to_path_buf(),
+        key_order: KeyOrder::Shuffled,
+        idle_timeout: Duration::from_secs(120),
+        fees: Default::default(),
     };
     let operator = OperatorId::new(DEMO_OPERATOR).expect("a valid id");
-    let (to_worker, worker_rx) = channel::<FromUi>();
-    let worker = std::thread::spawn(move || {
-        let send = |m: ToUi| {
-            let _ = slint::invoke_from_event_loop(move || {
-                KIOSK.with(|k| {
-                    if let Some(k) = k.borrow().as_ref() {
-                        k.present(m);
-                    }
-                });
-            });
-        };
-        session::run(&cfg, &operator, &worker_rx, &send);
-    });
-    let kiosk = Kiosk::new(
-        to_worker.clone(),
-        KioskOptions {
-            data: data.to_path_buf(),
-            key_order: KeyOrder::Shuffled,
-            idle_timeout: Duration::from_secs(120),
-            fees: Default::default(),
-        },
-    )
-    .map_err(|e| DemoError::Setup { what: "windows", detail: e.to_string() })?;
-    say(&format!("staff sign-in: {DEMO_OPERATOR} / {DEMO_OPERATOR_PASSPHRASE}; resident {}", opts.resident));
-    kiosk.staff.show().map_err(|e| DemoError::Setup { what: "staff window", detail: e.to_string() })?;
-    kiosk.resident.show().map_err(|e| DemoError::Setup { what: "resident window", detail: e.to_string() })?;
-    KIOSK.with(|k| *k.borrow_mut() = Some(kiosk));
-    let idle = slint::Timer::default();
-    idle.start(slint::TimerMode::Repeated, Duration::from_secs(1), || {
-        KIOSK.with(|k| {
-            if let Some(k) = k.borrow().as_ref() {
-                k.tick();
-            }
-        });
-    });
-    let ran = slint::run_event_loop();
-    KIOSK.with(|k| k.borrow_mut().take());
-    let _ = to_worker.send(FromUi::Quit);
-    drop(to_worker);
-    let _ = worker.join();
+    let ran = super::windows::run(cfg, operator, options);
     drop(peers);
     ran.map_err(|e| DemoError::Setup { what: "display", detail: e.to_string() })
 }

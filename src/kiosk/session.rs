@@ -19,7 +19,7 @@ use der::Decode;
 use time::Date;
 use zeroize::Zeroizing;
 
-use crate::card::admin_key::DEMO_MASTER_KEY;
+use crate::card::admin_key::MasterKey;
 use crate::issuance::adapters::ca::{CaDirectory, CmpCa};
 use crate::issuance::adapters::cases::{Records, SqliteCases};
 use crate::issuance::adapters::printer::{CounterSetup, LedgerPrinter};
@@ -126,6 +126,8 @@ pub struct WorkerConfig {
     /// Lock-step: each card, CA, registry and printer step waits for [`FromUi::Go`] after
     /// it is announced, so the demo and the UI tests can capture (or disturb) every step.
     pub lockstep: bool,
+    /// The issuer's master key the card administration keys derive from.
+    pub admin_key: MasterKey,
 }
 
 /// The counter as the driver sees it from the worker thread: every screen goes to the
@@ -292,7 +294,7 @@ fn one_visit(
         })
         .map_err(|e| e.to_string())
     };
-    let mut card = PcscCard::new(ctx, cfg.reader.clone(), &DEMO_MASTER_KEY)
+    let mut card = PcscCard::new(ctx, cfg.reader.clone(), cfg.admin_key.bytes())
         .with_directory(Box::new(CaDirectory(client()?)));
     let mut ca = CmpCa::new(client()?);
     let registry = SqliteRegistry::open(&cfg.data.join("registry.db")).map_err(|e| format!("registry: {e}"))?;

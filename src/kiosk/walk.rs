@@ -336,6 +336,7 @@ pub fn walk(opts: &WalkOptions, out: &mut dyn Write) -> Result<WalkReport, DemoE
         card_left_after: Duration::from_secs(2),
         ca_timeout: opts.ca_timeout,
         lockstep: true,
+        admin_key: crate::card::admin_key::MasterKey::demo(),
     };
     let operator = OperatorId::new(DEMO_OPERATOR).expect("a valid id");
     let (to_worker, worker_rx) = channel::<FromUi>();
