@@ -139,6 +139,22 @@ pub struct Seed {
     pub test_nonce: [u8; 16],
 }
 
+impl Seed {
+    /// A seed drawn from `rng` (the counter passes the OS generator).
+    pub fn from_rng(rng: &mut impl rand_core::RngCore) -> Seed {
+        let mut r = [[0u8; 16]; 4];
+        for x in &mut r {
+            rng.fill_bytes(x);
+        }
+        Seed {
+            transaction: TransactionId(r[0]),
+            revocation: TransactionId(r[1]),
+            sender_nonce: r[2],
+            test_nonce: r[3],
+        }
+    }
+}
+
 /// A certificate the resident holds now: read off the card (renewal) or found at the CA
 /// (re-issue after loss, when the card is gone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

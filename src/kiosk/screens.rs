@@ -25,7 +25,7 @@ use super::watch::IdleWatch;
 use crate::issuance::adapters::Stage;
 use crate::issuance::command::{CaCommand, CardCommand, Command, Outcome, PadCommand, Screen};
 use crate::issuance::event::{Event, Opening, Visit};
-use crate::issuance::model::{IdDocument, PresenterKind, Seed, Slot, TransactionId, VisitId};
+use crate::issuance::model::{IdDocument, PresenterKind, Seed, Slot, VisitId};
 use crate::issuance::notice::{japanese, notice_for, Audience, Recovery};
 use crate::rules::fee::FeeTable;
 use crate::rules::identity::DocumentGroup;
@@ -573,21 +573,12 @@ fn open_visit(staff: &StaffWindow, state: &Rc<RefCell<State>>, kind: VisitType) 
         (op, s.options.fees.clone())
     };
     let date = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc()).date();
-    let mut r = [[0u8; 16]; 4];
-    for x in &mut r {
-        OsRng.fill_bytes(x);
-    }
     let opening = Opening {
         visit: VisitId(new_visit_id(date)),
         kind: visit_of(kind),
         date,
         operator: operator.as_str().to_owned(),
-        seed: Seed {
-            transaction: TransactionId(r[0]),
-            revocation: TransactionId(r[1]),
-            sender_nonce: r[2],
-            test_nonce: r[3],
-        },
+        seed: Seed::from_rng(&mut OsRng),
         fees,
         identity: Default::default(),
     };

@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use rsa::pkcs8::DecodePrivateKey;
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
@@ -29,7 +29,7 @@ use crate::enroll::protect::{Credential, RaKey, ResponseTrust};
 use crate::issuance::command::{Command, PadCommand, Screen};
 use crate::issuance::driver::{Driver, DriverError, Ports, Status};
 use crate::issuance::event::{Event, Opening, Visit};
-use crate::issuance::model::{Form, IdDocument, PresenterKind, Seed, Slot, TransactionId, VisitId};
+use crate::issuance::model::{Form, IdDocument, PresenterKind, Seed, Slot, VisitId};
 use crate::registry::sqlite::SqliteRegistry;
 use crate::staff::OperatorId;
 
@@ -282,21 +282,12 @@ pub fn run(cfg: &RunConfig, counter: ScriptedCounter) -> Result<Status, RunError
         // Crash injection applies to new visits only: a resumed one must finish.
         Driver::resume(ports)?.ok_or_else(|| setup("journal")("the open visit vanished".into()))?
     } else {
-        let mut r = [[0u8; 16]; 4];
-        for x in &mut r {
-            OsRng.fill_bytes(x);
-        }
         let opening = Opening {
             visit: VisitId(cfg.visit.clone()),
             kind: Visit::NewIssuance,
             date: time::OffsetDateTime::now_utc().date(),
             operator: cfg.operator.as_str().to_owned(),
-            seed: Seed {
-                transaction: TransactionId(r[0]),
-                revocation: TransactionId(r[1]),
-                sender_nonce: r[2],
-                test_nonce: r[3],
-            },
+            seed: Seed::from_rng(&mut OsRng),
             fees,
             identity: Default::default(),
         };
