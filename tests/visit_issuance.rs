@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use der::{Decode, DecodePem, Encode};
 use rand_core::{OsRng, RngCore};
-use rsa::pkcs8::DecodePrivateKey;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -22,10 +21,10 @@ use jpki_kiosk::card::jpki_ap::JpkiAp;
 use jpki_kiosk::card::personalize::Personalizer;
 use jpki_kiosk::card::pin::{AuthPin, SigningPassword};
 use jpki_kiosk::card::transport::{self, PcscTransport};
-use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
-use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
-use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
+use jpki_kiosk::enroll::client::CmpClient;
+use jpki_kiosk::enroll::http::HttpTransport;
 use jpki_kiosk::issuance::adapters::ca::CmpCa;
+use jpki_kiosk::issuance::adapters::script::{ca_client, CaFiles};
 use jpki_kiosk::issuance::adapters::card::PcscCard;
 use jpki_kiosk::issuance::adapters::store::{SqliteAudit, SqliteJournal};
 use jpki_kiosk::issuance::adapters::{
@@ -88,33 +87,9 @@ impl Ca {
         Certificate::from_pem(fs::read(self.dir.join(name)).unwrap()).unwrap()
     }
 
-    fn roots(&self) -> Vec<Certificate> {
-        vec![self.cert("sign-ca.pem"), self.cert("auth-ca.pem")]
-    }
-
     fn client(&self) -> CmpClient<HttpTransport> {
-        let mut http = HttpConfig::new(format!("https://{}/pkix/", self.https));
-        http.tls_roots_pem = fs::read(self.dir.join("tls-ca.pem")).unwrap();
-        let mut identity = fs::read(self.dir.join("ra.pem")).unwrap();
-        identity.extend(fs::read(self.dir.join("ra.key")).unwrap());
-        http.client_identity_pem = Some(Zeroizing::new(identity));
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(
-            &fs::read_to_string(self.dir.join("ra.key")).unwrap(),
-        )
-        .unwrap();
-        let credential = Credential::Signature {
-            key: RaKey::from_rsa(&key).unwrap(),
-            cert: Box::new(self.cert("ra.pem")),
-            chain: vec![],
-        };
-        let trust = ResponseTrust {
-            signer_anchors: self.roots(),
-            mac_secret: None,
-        };
-        CmpClient::new(
-            HttpTransport::new(&http).unwrap(),
-            ClientConfig::new(credential, trust, self.roots()),
-        )
+        let url = format!("https://{}/pkix/", self.https);
+        ca_client(&url, &CaFiles::in_dir(&self.dir), |_| {}).unwrap()
     }
 
     /// (profile, DER, confirmed) of every certificate in the CA's store.

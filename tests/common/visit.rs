@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use der::{Decode, DecodePem, Encode};
 use rand_core::{OsRng, RngCore};
-use rsa::pkcs8::DecodePrivateKey;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -22,12 +21,12 @@ use jpki_kiosk::card::jpki_ap::JpkiAp;
 use jpki_kiosk::card::personalize::Personalizer;
 use jpki_kiosk::card::pin::SigningPassword;
 use jpki_kiosk::card::transport::{self, PcscTransport};
-use jpki_kiosk::enroll::client::{ClientConfig, CmpClient};
-use jpki_kiosk::enroll::http::{HttpConfig, HttpTransport};
-use jpki_kiosk::enroll::protect::{Credential, RaKey, ResponseTrust};
+use jpki_kiosk::enroll::client::CmpClient;
+use jpki_kiosk::enroll::http::HttpTransport;
 use jpki_kiosk::enroll::wire::HolderQuery;
 use jpki_kiosk::enroll::{Enroller, Transaction};
 use jpki_kiosk::issuance::adapters::ca::{CaDirectory, CmpCa};
+use jpki_kiosk::issuance::adapters::script::{ca_client, CaFiles};
 use jpki_kiosk::issuance::adapters::card::PcscCard;
 use jpki_kiosk::issuance::adapters::cases::{Records, SqliteCases};
 use jpki_kiosk::issuance::adapters::store::{SqliteAudit, SqliteJournal};
@@ -230,29 +229,8 @@ impl Counterside {
 
     /// The kiosk's CMP client for this CA.
     pub fn client(&self) -> CmpClient<HttpTransport> {
-        let roots = vec![self.ca_cert("sign-ca.pem"), self.ca_cert("auth-ca.pem")];
-        let mut http = HttpConfig::new(format!("https://{}/pkix/", self.ca.https));
-        http.tls_roots_pem = fs::read(self.ca.file("tls-ca.pem")).unwrap();
-        let mut identity = fs::read(self.ca.file("ra.pem")).unwrap();
-        identity.extend(fs::read(self.ca.file("ra.key")).unwrap());
-        http.client_identity_pem = Some(Zeroizing::new(identity));
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(
-            &fs::read_to_string(self.ca.file("ra.key")).unwrap(),
-        )
-        .unwrap();
-        let credential = Credential::Signature {
-            key: RaKey::from_rsa(&key).unwrap(),
-            cert: Box::new(self.ca_cert("ra.pem")),
-            chain: vec![],
-        };
-        let trust = ResponseTrust {
-            signer_anchors: roots.clone(),
-            mac_secret: None,
-        };
-        CmpClient::new(
-            HttpTransport::new(&http).unwrap(),
-            ClientConfig::new(credential, trust, roots),
-        )
+        let files = CaFiles::in_dir(&self.ca.dir.path().join("ca"));
+        ca_client(&format!("https://{}/pkix/", self.ca.https), &files, |_| {}).unwrap()
     }
 
     /// The card adapter on reader 0, naming the signing certificate through the CA.

@@ -190,7 +190,15 @@ pub fn cmp_client_with(
     cfg: &RunConfig,
     tweak: impl FnOnce(&mut HttpConfig),
 ) -> Result<CmpClient<HttpTransport>, RunError> {
-    let files = &cfg.ca;
+    ca_client(&cfg.ca_url, &cfg.ca, tweak)
+}
+
+/// The kiosk's CMP client for the CA at `url` (its `/pkix/` endpoint) with `files`.
+pub fn ca_client(
+    url: &str,
+    files: &CaFiles,
+    tweak: impl FnOnce(&mut HttpConfig),
+) -> Result<CmpClient<HttpTransport>, RunError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| setup("CA files")(format!("{}: {e}", path.display())))
     };
@@ -216,7 +224,7 @@ pub fn cmp_client_with(
         cert: Box::new(ra_cert),
         chain: vec![],
     };
-    let mut http = HttpConfig::new(cfg.ca_url.clone());
+    let mut http = HttpConfig::new(url.to_string());
     http.tls_roots_pem = read(&files.tls_roots)?;
     let mut identity = read(&files.ra_cert)?;
     identity.extend(read(&files.ra_key)?.iter());
