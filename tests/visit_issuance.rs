@@ -925,3 +925,73 @@ fn kiosk_killed_after_each_odd_journal_record() {
 fn kiosk_killed_after_each_even_journal_record() {
     crash_at_every_record(0);
 }
+
+/// When the scripted resident finished each kind of input, and what was written.
+#[derive(Default)]
+struct Marks {
+    pins_set: Option<std::time::Instant>,
+    last_pin: Option<std::time::Instant>,
+    take_card: Option<std::time::Instant>,
+    cert_bytes: usize,
+}
+
+/// [`Script`], noting the times the bench needs.
+struct Timed<'m>(&'m mut Marks);
+
+impl Counter for Timed<'_> {
+    fn answer(&mut self, command: &VisitCommand, pad: &mut PadEntry<'_>) -> Option<Event> {
+        // The card's work is over: the fee (paid visits), or the receipt (free ones).
+        if let VisitCommand::Show { screen: Screen::CollectFee { .. } | Screen::Printing | Screen::Ended { .. } } = command {
+            self.0.take_card.get_or_insert_with(std::time::Instant::now);
+        }
+        let answer = Script.answer(command, pad);
+        match command {
+            VisitCommand::Pad { pad: PadCommand::AskNew { .. } } => self.0.pins_set = Some(std::time::Instant::now()),
+            VisitCommand::Pad { pad: PadCommand::AskConfirm { .. } } => self.0.last_pin = Some(std::time::Instant::now()),
+            _ => {}
+        }
+        answer
+    }
+
+    fn progress(&mut self, command: &VisitCommand, stage: jpki_kiosk::issuance::adapters::Stage) {
+        if let (VisitCommand::Card { card: jpki_kiosk::issuance::command::CardCommand::WriteCert { der, .. } }, jpki_kiosk::issuance::adapters::Stage::Started) = (command, stage) {
+            self.0.cert_bytes += der.0.len();
+        }
+    }
+}
+
+/// Not a timed test: the resident's wait in `docs/performance.md` ("Visit workflow").
+/// One new issuance on a virtual card timed like a real RSA-2048 card (`--profile
+/// real-card`: 10 s per key generation, 270 ms per signature, 20 KB/s); people answer at
+/// once. Prints the wait from the last new PIN to "take your card" beside its floor, the
+/// card's own work: two key generations, the certificates written at link speed and two
+/// test signatures.
+#[test]
+#[ignore = "bench: run with --run-ignored only and --no-capture"]
+fn bench_resident_wait() {
+    use jpki_kiosk::vcard::vpcd::TimingProfile;
+    let mut side = Counterside::new();
+    let mut ca = CmpCa::new(side.ca.client());
+    let _process = side.card("wait.vcard", &["--profile", "real-card"]);
+    let mut card = side.card_adapter();
+    let mut marks = Marks::default();
+    let status = {
+        let mut ports = side.ports(&mut card, &mut ca);
+        ports.counter = Box::new(Timed(&mut marks));
+        let (driver, status) = Driver::open(ports, opening(300)).unwrap();
+        drop(driver);
+        status
+    };
+    assert_eq!(status, Status::Ended(Outcome::Issued));
+    let p = TimingProfile::REAL_CARD;
+    let link = f64::from(p.link_bytes_per_sec.unwrap());
+    let floor = 2.0 * p.keygen.as_secs_f64() + 2.0 * p.sign.as_secs_f64() + marks.cert_bytes as f64 / link;
+    let take = marks.take_card.unwrap();
+    let wait = take.duration_since(marks.pins_set.unwrap()).as_secs_f64();
+    let after_confirm = take.duration_since(marks.last_pin.unwrap()).as_secs_f64();
+    println!(
+        "visit.resident_wait: new PINs -> take card {wait:.2} s, floor {floor:.2} s ({} certificate bytes), ratio {:.3}; last confirmation -> take card {after_confirm:.2} s",
+        marks.cert_bytes,
+        wait / floor
+    );
+}
