@@ -166,6 +166,27 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Compares the card in the reader, the kiosk's journal and the CA, and lists where
+    /// they disagree. Exit 0: they agree; 1: discrepancies (or they could not be read).
+    /// With --sign-password-stdin the resident's signing password is read from stdin, so
+    /// the signing certificate is compared too.
+    Reconcile {
+        /// The kiosk's data directory (journal.db; site.toml and card-admin.key when present).
+        #[arg(long, default_value = jpki_kiosk::site::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The PC/SC reader. Default: the first one pcscd lists.
+        #[arg(long)]
+        reader: Option<String>,
+        /// A `jpki-ca serve` directory, when DATA has no site.toml.
+        #[arg(long, requires = "ca_url")]
+        ca_dir: Option<PathBuf>,
+        /// The CA's CMP URL, when DATA has no site.toml.
+        #[arg(long, requires = "ca_dir")]
+        ca_url: Option<String>,
+        /// Read the signing password from stdin (one line).
+        #[arg(long)]
+        sign_password_stdin: bool,
+    },
     /// Counter staff accounts.
     Staff {
         #[command(subcommand)]
@@ -404,6 +425,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Reconcile { data, reader, ca_dir, ca_url, sign_password_stdin } => {
+            reconcile(&data, reader.as_deref(), ca_dir.zip(ca_url), sign_password_stdin)
+        }
         Cmd::Staff { command: StaffCmd::Enrol { data, id, name, role, by } } => staff_enrol(&data, &id, &name, &role, by.as_deref()),
         Cmd::Config { command: ConfigCmd::Check { data } } => match jpki_kiosk::site::SiteConfig::load(&data) {
             Ok(cfg) => {
@@ -626,4 +650,89 @@ fn staff_enrol(data: &std::path::Path, id: &str, name: &str, role: &str, by: Opt
     }
     println!("enrolled {id} ({})", role.as_str());
     ExitCode::SUCCESS
+}
+
+/// `jpki-kiosk reconcile`.
+fn reconcile(data: &std::path::Path, reader: Option<&str>, ca: Option<(PathBuf, String)>, sign_password_stdin: bool) -> ExitCode {
+    use jpki_kiosk::card::admin_key::MasterKey;
+    use jpki_kiosk::issuance::adapters::reconcile_views as views;
+    use jpki_kiosk::issuance::adapters::script::{ca_client, CaFiles};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("jpki-kiosk: reconcile: {e}");
+        ExitCode::from(1)
+    };
+    // The CA and the issuer key: the site's, or a reference CA's directory and the demo key.
+    let (files, url) = match ca {
+        Some((dir, url)) => (CaFiles::in_dir(&dir), url),
+        None => match jpki_kiosk::site::SiteConfig::load(data) {
+            Ok(site) => (site.ca_files(data), site.ca.url.clone()),
+            Err(e) => return fail(&e),
+        },
+    };
+    let key_file = data.join(jpki_kiosk::kiosk::appliance::ADMIN_KEY_FILE);
+    let master = if key_file.exists() {
+        match jpki_kiosk::kiosk::appliance::read_admin_key(&key_file) {
+            Ok(k) => k,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        MasterKey::demo()
+    };
+    let password = if sign_password_stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        let _ = std::io::stdin().read_line(&mut line);
+        match SigningPassword::new(line.trim_end_matches(['\r', '\n'])) {
+            Ok(p) => Some(p),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        None
+    };
+    let ctx = match jpki_kiosk::card::transport::establish() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let reader = match reader {
+        Some(r) => std::ffi::CString::new(r).unwrap_or_default(),
+        None => match jpki_kiosk::card::transport::list_readers(&ctx).ok().and_then(|r| r.into_iter().next()) {
+            Some(r) => r,
+            None => return fail(&"カードリーダーがありません / no card reader"),
+        },
+    };
+    let card = match views::card_view(&ctx, &reader, &master, password.as_ref()) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let Some(serial) = card.serial.clone() else { return fail(&"no card serial") };
+    let journal = match jpki_kiosk::issuance::adapters::store::SqliteJournal::open(&data.join("journal.db")) {
+        Ok(j) => j,
+        Err(e) => return fail(&e),
+    };
+    let (visit, local) = match views::local_view(&journal, &serial) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let client = match ca_client(&url, &files, |_| {}) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let ca_view = match views::ca_view(&client, &serial) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    println!("card {}; last visit {}", serial.0, visit.as_deref().unwrap_or("(none in this journal)"));
+    if !card.unread.is_empty() {
+        println!("not read without the signing password: {:?}", card.unread);
+    }
+    let found = jpki_kiosk::issuance::reconcile::reconcile(&card, &local, &ca_view);
+    for d in &found {
+        println!("{}\t{}", serde_json::to_string(d).unwrap_or_default(), views::describe(d));
+    }
+    if found.is_empty() {
+        println!("agree: カード・窓口の記録・認証局は一致しています");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} discrepancies: 不一致があります（docs/workflow.md の対応を参照）", found.len());
+        ExitCode::from(1)
+    }
 }

@@ -481,6 +481,7 @@ fn new_issuance_with_a_substitute_character_end_to_end_and_no_pin_anywhere() {
         certs: [(Slot::Auth, auth), (Slot::Sign, sign)]
             .into_iter()
             .collect(),
+        unread: vec![],
     };
     let ca_view = CaView {
         certs: stored

@@ -622,3 +622,59 @@ fn bench_new_issuance_beyond_key_generation() {
         pick(&|t| t.total.saturating_sub(t.card + t.ca + t.database)),
     );
 }
+
+/// `jpki-kiosk reconcile` as staff run it, as a child process over the same peers.
+fn reconcile_command(side: &Counterside, sign_password: Option<&str>) -> (i32, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"));
+    cmd.args(["reconcile", "--data"])
+        .arg(side.dir.path())
+        .arg("--ca-dir")
+        .arg(side.ca.dir.path().join("ca"))
+        .args(["--ca-url", &format!("https://{}/pkix/", side.ca.https)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if sign_password.is_some() {
+        cmd.arg("--sign-password-stdin");
+    }
+    for (k, v) in side.stack.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(pw) = sign_password {
+        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_reconcile_command_finds_a_lost_card_that_came_back() {
+    let mut side = Counterside::new();
+    let card = side.card("card.vcard");
+    issue(&side, 1, yamamoto(AUTH, SIGN));
+
+    // Right after the issuance card, journal and CA agree, with and without the signing
+    // password (without it the signing certificate on the card is left unread).
+    let (code, text) = reconcile_command(&side, None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("agree") && text.contains("not read without the signing password"), "{text}");
+    let (code, text) = reconcile_command(&side, Some(SIGN));
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("not read"), "{text}");
+
+    // The card is reported lost and revoked without it; then the resident finds it.
+    drop(card);
+    let (outcome, _) = side.visit(opening(2, Visit::RevocationLost, today()), yamamoto(AUTH, SIGN));
+    assert_eq!(outcome, Outcome::Revoked);
+    let _found = side.card("card.vcard");
+    let (code, text) = reconcile_command(&side, Some(SIGN));
+    assert_eq!(code, 1, "{text}");
+    for slot in ["auth", "sign"] {
+        assert!(text.contains(&format!(r#"{{"kind":"card_cert_not_live","slot":"{slot}","status":"revoked"}}"#)), "{text}");
+    }
+    assert!(text.contains("カードの署名用電子証明書は、認証局で有効になっていません。"), "{text}");
+    assert!(text.contains("discrepancies"), "{text}");
+}

@@ -24,6 +24,9 @@ pub struct CardView {
     pub keys: Vec<Slot>,
     /// Certificates on the card (DER), per slot.
     pub certs: BTreeMap<Slot, Vec<u8>>,
+    /// Slots whose certificate could not be read (the signing certificate without the
+    /// resident's password): the card is not compared for them.
+    pub unread: Vec<Slot>,
 }
 
 /// What the kiosk's journal says the card should hold.
@@ -144,7 +147,10 @@ pub fn reconcile(card: &CardView, local: &LocalView, ca: &CaView) -> Vec<Discrep
             .filter(|(s, _, st)| *s == slot && *st != CaStatus::Revoked)
             .map(|(_, d, _)| d)
             .collect();
-        if let Some(der) = on_card {
+        let unread = card.unread.contains(&slot);
+        if unread {
+            // Only the local record and the CA can be compared.
+        } else if let Some(der) = on_card {
             let status = at_ca(der);
             if status != Some(CaStatus::Live) {
                 out.push(Discrepancy::CardCertNotLive { slot, status });
@@ -152,10 +158,10 @@ pub fn reconcile(card: &CardView, local: &LocalView, ca: &CaView) -> Vec<Discrep
         } else if card.keys.contains(&slot) {
             out.push(Discrepancy::KeyWithoutCert { slot });
         }
-        if live_at_ca.iter().any(|d| Some(*d) != on_card) {
+        if !unread && live_at_ca.iter().any(|d| Some(*d) != on_card) {
             out.push(Discrepancy::CaCertNotOnCard { slot });
         }
-        if on_card != recorded {
+        if !unread && on_card != recorded {
             out.push(Discrepancy::LocalDiffersFromCard { slot });
         }
         let recorded_live = recorded.is_some_and(|d| at_ca(d) == Some(CaStatus::Live));
@@ -181,6 +187,7 @@ mod tests {
             serial: serial(),
             keys: vec![Slot::Auth],
             certs: BTreeMap::from([(Slot::Auth, cert.clone())]),
+            unread: vec![],
         };
         let local = LocalView {
             serial: serial(),
@@ -243,5 +250,20 @@ mod tests {
         let (mut card, local, ca) = agreeing();
         card.serial = Some(CardSerial("cd".repeat(16)));
         assert_eq!(reconcile(&card, &local, &ca), vec![Discrepancy::OtherCard]);
+    }
+
+    #[test]
+    fn an_unread_slot_is_compared_between_record_and_ca_only() {
+        let (mut card, mut local, mut ca) = agreeing();
+        let sign = vec![0x30, 0x82, 0, 1, 0xBB];
+        local.certs.insert(Slot::Sign, sign.clone());
+        ca.certs.push((Slot::Sign, sign.clone(), CaStatus::Live));
+        card.keys.push(Slot::Sign);
+        card.unread.push(Slot::Sign);
+        // The card's signing certificate was not read: no card discrepancy for it.
+        assert_eq!(reconcile(&card, &local, &ca), vec![]);
+        // The CA revoked it while the record says issued: still found.
+        ca.certs[1].2 = CaStatus::Revoked;
+        assert_eq!(reconcile(&card, &local, &ca), vec![Discrepancy::LocalDiffersFromCa { slot: Slot::Sign }]);
     }
 }

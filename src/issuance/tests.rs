@@ -363,6 +363,7 @@ impl World {
             serial: Some(self.serial.clone()),
             keys: self.keys.iter().copied().collect(),
             certs: self.certs.clone(),
+            unread: vec![],
         }
     }
 

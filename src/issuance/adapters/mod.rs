@@ -17,6 +17,7 @@ pub mod ca;
 pub mod card;
 pub mod cases;
 pub mod printer;
+pub mod reconcile_views;
 pub mod script;
 pub mod store;
 

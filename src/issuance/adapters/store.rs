@@ -40,6 +40,13 @@ impl SqliteJournal {
         Ok(SqliteJournal { db })
     }
 
+    /// Every visit in the journal, the newest first.
+    pub fn visits_newest_first(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.db.prepare("SELECT visit FROM visits ORDER BY opened DESC, rowid DESC")?;
+        let visits = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(visits)
+    }
+
     /// Every record of `visit`, in order.
     pub fn records(&self, visit: &str) -> Result<Vec<JournalRecord>, StoreError> {
         let mut stmt = self
