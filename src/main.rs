@@ -370,7 +370,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Demo { headless, data, resident, mut auth_pin, mut sign_password } => {
-            let checked = (AuthPin::new(&auth_pin).map(drop), SigningPassword::new(&sign_password).map(drop));
+            let checked = checked_pins(&auth_pin, &sign_password).map(drop);
             let opts = jpki_kiosk::kiosk::demo::DemoOptions {
                 data,
                 headless,
@@ -378,16 +378,8 @@ fn main() -> ExitCode {
                 auth_pin: zeroize::Zeroizing::new(std::mem::take(&mut auth_pin)),
                 sign_password: zeroize::Zeroizing::new(std::mem::take(&mut sign_password)),
             };
-            match checked {
-                (Err(e), _) => {
-                    eprintln!("jpki-kiosk: --auth-pin: {e}");
-                    return ExitCode::from(2);
-                }
-                (_, Err(e)) => {
-                    eprintln!("jpki-kiosk: --sign-password: {e}");
-                    return ExitCode::from(2);
-                }
-                _ => {}
+            if let Err(code) = checked {
+                return code;
             }
             match jpki_kiosk::kiosk::demo::run(&opts, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -459,20 +451,13 @@ fn main() -> ExitCode {
             visit_run(data, ca_dir, ca_url, reader, visit, operator, script, crash_after_record)
         }
         Cmd::CardDemo { data, mut auth_pin, mut sign_password, card_profile, stats } => {
-            let checked = (AuthPin::new(&auth_pin), SigningPassword::new(&sign_password));
+            let checked = checked_pins(&auth_pin, &sign_password);
             // From here on the PINs live only in their zeroizing newtypes.
             zeroize::Zeroize::zeroize(&mut auth_pin);
             zeroize::Zeroize::zeroize(&mut sign_password);
             let (auth_pin, sign_password) = match checked {
-                (Ok(a), Ok(s)) => (a, s),
-                (Err(e), _) => {
-                    eprintln!("jpki-kiosk: --auth-pin: {e}");
-                    return ExitCode::from(2);
-                }
-                (_, Err(e)) => {
-                    eprintln!("jpki-kiosk: --sign-password: {e}");
-                    return ExitCode::from(2);
-                }
+                Ok(pins) => pins,
+                Err(code) => return code,
             };
             let opts = DemoOptions {
                 data,
@@ -735,4 +720,16 @@ fn reconcile(data: &std::path::Path, reader: Option<&str>, ca: Option<(PathBuf, 
         println!("{} discrepancies: 不一致があります（docs/workflow.md の対応を参照）", found.len());
         ExitCode::from(1)
     }
+}
+
+/// The PINs given with --auth-pin and --sign-password, checked; a bad one is reported
+/// (which option, what is wrong) and gives exit status 2.
+fn checked_pins(auth: &str, sign: &str) -> Result<(AuthPin, SigningPassword), ExitCode> {
+    let bad = |option: &str, e: &dyn std::fmt::Display| {
+        eprintln!("jpki-kiosk: {option}: {e}");
+        ExitCode::from(2)
+    };
+    let auth = AuthPin::new(auth).map_err(|e| bad("--auth-pin", &e))?;
+    let sign = SigningPassword::new(sign).map_err(|e| bad("--sign-password", &e))?;
+    Ok((auth, sign))
 }

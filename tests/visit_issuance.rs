@@ -2,6 +2,9 @@
 //! `jpki-vcard`, `jpki-ca serve` on loopback over HTTPS with the RA certificate, and
 //! SQLite journal, audit log and registry in a temporary directory. People are scripted.
 
+#[path = "common/visit_run.rs"]
+mod visit_run;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -14,6 +17,8 @@ use der::{Decode, DecodePem, Encode};
 use rand_core::{OsRng, RngCore};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
+
+use visit_run::{licence, takahashi_form};
 
 use jpki_kiosk::card::admin_key::DEMO_MASTER_KEY;
 use jpki_kiosk::card::files::KeySlot;
@@ -33,7 +38,7 @@ use jpki_kiosk::issuance::adapters::{
 use jpki_kiosk::issuance::driver::{Driver, Ports, Status};
 use jpki_kiosk::issuance::event::{Opening, Visit};
 use jpki_kiosk::issuance::model::{
-    Form, IdDocument, PresenterKind, Seed, Slot, SubstituteChoice, SubstitutedField, TransactionId,
+    Form, PresenterKind, Seed, Slot, TransactionId,
     VisitId,
 };
 use jpki_kiosk::issuance::reconcile::{CaStatus, CaView, CardView, LocalView};
@@ -41,9 +46,7 @@ use jpki_kiosk::issuance::{
     reconcile, Command as VisitCommand, Event, Issuance, JournalRecord, Outcome, PadCommand, Screen,
 };
 use jpki_kiosk::peers::card_stack::{CardProcess, CardStack};
-use jpki_kiosk::registry::sample::{ids, TOWN};
 use jpki_kiosk::registry::sqlite::SqliteRegistry;
-use jpki_kiosk::rules::identity::DocumentGroup;
 use jpki_kiosk::staff::OperatorId;
 
 const AUTH_PIN: &str = "9067";
@@ -123,22 +126,7 @@ impl Drop for Ca {
 struct Script;
 
 fn form() -> Form {
-    Form {
-        resident_id: ids::TAKAHASHI.into(),
-        name: "髙橋　一郎".into(),
-        furigana: "タカハシ　イチロウ".into(),
-        birth_date: time::macros::date!(1975 - 04 - 12),
-        sex: 1,
-        address: format!("{TOWN}本郷一丁目２番３号"),
-        want_sign: true,
-        want_auth: true,
-        substitutes: vec![SubstituteChoice {
-            field: SubstitutedField::Name,
-            index: 0,
-            replacement: '高',
-        }],
-        case: None,
-    }
+    takahashi_form()
 }
 
 fn typed(slot: Slot) -> Zeroizing<String> {
@@ -158,11 +146,7 @@ impl Counter for Script {
                 screen: Screen::IdentityCheck,
             } => Some(Event::IdentityRecorded {
                 presenter: PresenterKind::Holder,
-                documents: vec![IdDocument {
-                    kind: "driving_licence".into(),
-                    group: DocumentGroup::Photo,
-                    number: "301234567890".into(),
-                }],
+                documents: licence(),
             }),
             VisitCommand::Show {
                 screen: Screen::CollectFee { amount },
@@ -795,62 +779,20 @@ fn bench_visit() {
 }
 
 /// `jpki-kiosk visit-run` in a child process over this side's peers, with its own data
-/// directory; the PINs go in on stdin, the kiosk's stderr into `data/kiosk.log`.
+/// directory.
 fn visit_run(
     side: &Counterside,
     data: &Path,
     visit: &str,
     crash_after: Option<u64>,
 ) -> (std::process::ExitStatus, String) {
-    use jpki_kiosk::issuance::adapters::script::Script;
-    fs::create_dir_all(data).unwrap();
-    let script = data.join("script.json");
-    let s = Script {
-        form: form(),
-        presenter: PresenterKind::Holder,
-        documents: vec![IdDocument {
-            kind: "driving_licence".into(),
-            group: DocumentGroup::Photo,
-            number: "301234567890".into(),
-        }],
+    let peers = visit_run::Peers {
+        ca_dir: &side.ca.dir,
+        ca_url: format!("https://{}/pkix/", side.ca.https),
+        reader: side.stack.reader_name(0).unwrap().to_str().unwrap().to_owned(),
+        env: side.stack.env(),
     };
-    fs::write(&script, serde_json::to_vec(&s).unwrap()).unwrap();
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data.join("kiosk.log"))
-        .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"));
-    cmd.arg("visit-run")
-        .arg("--data")
-        .arg(data)
-        .arg("--ca-dir")
-        .arg(&side.ca.dir)
-        .args(["--ca-url", &format!("https://{}/pkix/", side.ca.https)])
-        .args([
-            "--reader",
-            side.stack.reader_name(0).unwrap().to_str().unwrap(),
-        ])
-        .args(["--visit", visit])
-        .arg("--script")
-        .arg(&script)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(log);
-    if let Some(n) = crash_after {
-        cmd.args(["--crash-after-record", &n.to_string()]);
-    }
-    for (k, v) in side.stack.env() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("jpki-kiosk starts");
-    writeln!(child.stdin.take().unwrap(), "{AUTH_PIN}\n{SIGN_PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
+    visit_run::visit_run(&peers, data, visit, crash_after, (AUTH_PIN, SIGN_PASSWORD))
 }
 
 /// The transaction of a journaled visit (from its opening).

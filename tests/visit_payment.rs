@@ -7,9 +7,10 @@
 
 #[path = "common/ca_server.rs"]
 mod ca_server;
+#[path = "common/visit_run.rs"]
+mod visit_run;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,13 +18,12 @@ use std::time::{Duration, Instant};
 
 use jpki_kiosk::audit::AuditLog;
 use jpki_kiosk::issuance::adapters::printer::{CounterSetup, DeskReport, LedgerPrinter};
-use jpki_kiosk::issuance::adapters::script::Script;
 use jpki_kiosk::issuance::adapters::store::SqliteJournal;
 use jpki_kiosk::issuance::adapters::{JournalPort, PrinterPort};
 use jpki_kiosk::issuance::command::Receipt;
 use jpki_kiosk::issuance::event::{Opening, PrintFailure, Visit};
 use jpki_kiosk::issuance::model::{
-    Form, IdDocument, PresenterKind, Seed, Slot, SubstituteChoice, SubstitutedField, TransactionId,
+    Seed, Slot, TransactionId,
     VisitId,
 };
 use jpki_kiosk::issuance::{Event, JournalRecord};
@@ -32,9 +32,7 @@ use jpki_kiosk::ledger::{Ledger, Method, JST};
 use jpki_kiosk::peers::card_stack::CardStack;
 use jpki_kiosk::print::jobs::{self, JobState};
 use jpki_kiosk::print::usb::{EscPosLink, UsbError, UsbPrinter, UsbSelector};
-use jpki_kiosk::registry::sample::{ids, TOWN};
 use jpki_kiosk::rules::fee::{fee_for, Yen};
-use jpki_kiosk::rules::identity::DocumentGroup;
 use jpki_kiosk::staff::OperatorId;
 
 const AUTH_PIN: &str = "5283";
@@ -111,68 +109,15 @@ impl Counterside {
 
     /// `jpki-kiosk visit-run`; PINs on stdin.
     fn visit_run(&self, data: &Path, visit: &str, crash_after: Option<u64>) -> (bool, String) {
-        let script = data.join("script.json");
-        let s = Script {
-            form: Form {
-                resident_id: ids::TAKAHASHI.into(),
-                name: "髙橋　一郎".into(),
-                furigana: "タカハシ　イチロウ".into(),
-                birth_date: time::macros::date!(1975 - 04 - 12),
-                sex: 1,
-                address: format!("{TOWN}本郷一丁目２番３号"),
-                want_sign: true,
-                want_auth: true,
-                substitutes: vec![SubstituteChoice {
-                    field: SubstitutedField::Name,
-                    index: 0,
-                    replacement: '高',
-                }],
-                case: None,
-            },
-            presenter: PresenterKind::Holder,
-            documents: vec![IdDocument {
-                kind: "driving_licence".into(),
-                group: DocumentGroup::Photo,
-                number: "301234567890".into(),
-            }],
+        let ca_dir = self.ca.dir.path().join("ca");
+        let peers = visit_run::Peers {
+            ca_dir: &ca_dir,
+            ca_url: format!("https://{}/pkix/", self.ca.https),
+            reader: self.stack.reader_name(0).unwrap().to_str().unwrap().to_owned(),
+            env: self.stack.env(),
         };
-        fs::write(&script, serde_json::to_vec(&s).unwrap()).unwrap();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("kiosk.log"))
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jpki-kiosk"));
-        cmd.arg("visit-run")
-            .arg("--data")
-            .arg(data)
-            .arg("--ca-dir")
-            .arg(self.ca.dir.path().join("ca"))
-            .args(["--ca-url", &format!("https://{}/pkix/", self.ca.https)])
-            .args([
-                "--reader",
-                self.stack.reader_name(0).unwrap().to_str().unwrap(),
-            ])
-            .args(["--visit", visit])
-            .arg("--script")
-            .arg(&script)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        if let Some(n) = crash_after {
-            cmd.args(["--crash-after-record", &n.to_string()]);
-        }
-        for (k, v) in self.stack.env() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("jpki-kiosk starts");
-        writeln!(child.stdin.take().unwrap(), "{AUTH_PIN}\n{SIGN_PASSWORD}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        )
+        let (status, out) = visit_run::visit_run(&peers, data, visit, crash_after, (AUTH_PIN, SIGN_PASSWORD));
+        (status.success(), out)
     }
 }
 
