@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   pkg-config libpcsclite-dev libusb-1.0-0-dev libfontconfig1-dev
+  # the reference CA signs with OpenSSL's libcrypto (the openssl crate)
+  libssl-dev
   # the virtual card stack: pcscd with vsmartcard's vpcd, in a namespace of its own
   pcscd libpcsclite1 vsmartcard-vpcd iproute2 util-linux
   # interop peers and inspection tools used by tests

@@ -151,11 +151,27 @@ CREATE TABLE IF NOT EXISTS audit (
 ";
 
 impl Store {
+    /// Runs one statement from the connection's statement cache: the CA repeats the same
+    /// few statements for every resident, and parsing them each time showed in profiles.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
+    }
+
+    /// One row of a cached statement (see [`Store::exec`]).
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
+    }
     /// Opens (creating if needed) the database at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
@@ -181,7 +197,7 @@ impl Store {
 
     /// Appends an audit record. `detail` must hold no secrets and no personal data.
     pub fn audit(&self, actor: &str, action: &str, detail: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO audit (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
             params![super::certs::unix_now(), actor, action, detail],
         )?;
@@ -190,12 +206,12 @@ impl Store {
 
     /// Number of audit records with `action` (for tests and reports).
     pub fn audit_count(&self, action: &str) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM audit WHERE action = ?1", [action], |r| r.get(0))?)
+        Ok(self.row("SELECT COUNT(*) FROM audit WHERE action = ?1", [action], |r| r.get(0))?)
     }
 
     /// Records an issued certificate.
     pub fn insert_cert(&self, c: &NewCert<'_>) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO certs (serial, profile, holder_ref, card_ref, transaction_id, cert_req_id,
                municipality, not_after, issued_at, confirmed, der, cert_hash, supersedes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -246,7 +262,7 @@ impl Store {
     /// One certificate by serial.
     pub fn cert_by_serial(&self, serial: &str) -> Result<Option<CertRow>, StoreError> {
         let sql = format!("SELECT {} WHERE c.serial = ?1", Self::CERT_COLS);
-        Ok(self.conn.query_row(&sql, [serial], Self::cert_row).optional()?)
+        Ok(self.row(&sql, [serial], Self::cert_row).optional()?)
     }
 
     /// Serials of unrevoked certificates of `profile` whose holder or card reference matches.
@@ -296,18 +312,18 @@ impl Store {
 
     /// Marks a certificate confirmed (certConf accepted).
     pub fn confirm(&self, serial: &str) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE certs SET confirmed = 1 WHERE serial = ?1", [serial])?;
+        self.exec("UPDATE certs SET confirmed = 1 WHERE serial = ?1", [serial])?;
         Ok(())
     }
 
     /// Number of certificates issued in a transaction (tests check idempotence with it).
     pub fn count_by_transaction(&self, tid: &[u8]) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM certs WHERE transaction_id = ?1", [tid], |r| r.get(0))?)
+        Ok(self.row("SELECT COUNT(*) FROM certs WHERE transaction_id = ?1", [tid], |r| r.get(0))?)
     }
 
     /// Total number of issued certificates.
     pub fn count_certs(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0))?)
+        Ok(self.row("SELECT COUNT(*) FROM certs", [], |r| r.get(0))?)
     }
 
     /// Records a revocation; `false` when the certificate was already revoked.
@@ -318,7 +334,7 @@ impl Store {
         invalidity: Option<i64>,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "INSERT OR IGNORE INTO revocations (serial, profile, municipality, reason, invalidity, revoked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![cert.serial, cert.profile, cert.municipality, reason, invalidity, at],
@@ -335,7 +351,7 @@ impl Store {
         reason: u32,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO revocations (serial, profile, municipality, reason, invalidity, revoked_at)
              VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
             params![serial, profile, municipality, reason, at],
@@ -372,13 +388,13 @@ impl Store {
 
     /// Takes the next CRL number of a scope (starting at 1).
     pub fn next_crl_number(&self, scope: &str) -> Result<u64, StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO crl_numbers (scope, number) VALUES (?1, 1)
              ON CONFLICT(scope) DO UPDATE SET number = number + 1",
             [scope],
         )?;
         let n: i64 =
-            self.conn.query_row("SELECT number FROM crl_numbers WHERE scope = ?1", [scope], |r| r.get(0))?;
+            self.row("SELECT number FROM crl_numbers WHERE scope = ?1", [scope], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -405,7 +421,7 @@ impl Store {
 
     /// Stores the answer of a transaction.
     pub fn put_transaction(&self, tid: &[u8], row: &TxRow) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO transactions (transaction_id, kind, request_hash, response_body, ready_at_ms,
                cert_req_ids, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![

@@ -16,8 +16,11 @@ fn ca() -> &'static Ca {
     static CA: OnceLock<Ca> = OnceLock::new();
     CA.get_or_init(|| {
         // One CA for the whole run: key generation is slow, and the store must survive
-        // every input anyway.
-        let dir = std::env::temp_dir().join(format!("jpki-ca-fuzz-{}", std::process::id()));
+        // every input anyway. benches/fuzz.sh names the CA its seed requests were made
+        // for, so protected seeds verify and the fuzzer starts past the protection check.
+        let dir = std::env::var_os("JPKI_FUZZ_CA_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("jpki-ca-fuzz-{}", std::process::id())));
         Ca::open(Config::new(dir)).expect("CA opens")
     })
 }
