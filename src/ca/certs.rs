@@ -165,7 +165,7 @@ pub fn crl_dp(names: Vec<GeneralName>) -> Result<Extension, PkiError> {
 ///
 /// It signs with the RSA primitive directly (PKCS#1 v1.5 over a DigestInfo made here):
 /// OpenSSL 3.0's `EVP_DigestSign` looks its algorithms up by name on every call, which
-/// cost a sixth of each signature and contended between threads.
+/// cost a sixth of each signature in profiles.
 pub struct CaKey {
     rsa: openssl::rsa::Rsa<openssl::pkey::Private>,
 }

@@ -166,6 +166,7 @@ impl Store {
     ) -> rusqlite::Result<T> {
         self.conn.prepare_cached(sql)?.query_row(params, f)
     }
+
     /// Opens (creating if needed) the database at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
