@@ -17,21 +17,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cmpv2::body::PkiBody;
 use cmpv2::certified_key_pair::CertOrEncCert;
-use cmpv2::status::CertStatus;
 use crmf::pop::ProofOfPossession;
-use crmf::request::{CertReqMsg, CertRequest, CertTemplate};
-use der::asn1::{Any, Int, Null, OctetString, SetOfVec, Utf8StringRef};
+use crmf::request::{CertRequest, CertTemplate};
+use der::asn1::{Any, Int, Null, OctetString, Utf8StringRef};
 use der::{Decode, DecodePem, Encode};
 use jpki_kiosk::ca::{Ca, Config};
 use jpki_kiosk::pki::jpki_profile::{CertProfile, PersonalData, RegInfo, OID_REGINFO_UTF8_PAIRS};
-use jpki_kiosk::pki::message::{new_header, random_nonce, Body, Message};
+use jpki_kiosk::pki::message::{new_header, random_nonce, Body, CertReqMsg, CertStatus, Message};
 use jpki_kiosk::pki::protection::{protect, Protector};
 use pkcs8::DecodePrivateKey;
 use rsa::RsaPrivateKey;
 use spki::SubjectPublicKeyInfoOwned;
-use x509_cert::attr::Attribute;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
@@ -179,11 +177,11 @@ fn req_msg(id: u8, profile: CertProfile, spki: &SubjectPublicKeyInfoOwned, reg: 
             controls: None,
         },
         popo: Some(ProofOfPossession::RaVerified(Null)),
-        reg_info: Some(vec![Attribute { oid: OID_REGINFO_UTF8_PAIRS, values: SetOfVec::try_from(vec![value]).unwrap() }]),
+        reg_info: Some(vec![AttributeTypeAndValue { oid: OID_REGINFO_UTF8_PAIRS, value }]),
     }
 }
 
-fn message(body: Body<'static>, tid: &OctetString) -> Message<'static> {
+fn message(body: Body, tid: &OctetString) -> Message<'static> {
     let n = GeneralName::DirectoryName(Name::from_str("CN=kiosk").unwrap());
     Message { header: new_header(n.clone(), n, tid.clone(), None), body, protection: None, extra_certs: None }
 }
@@ -217,10 +215,10 @@ impl Kiosk {
         ))
         .unwrap()
         .to_utf8_pairs();
-        let body = Body::Cmp(PkiBody::Ir(vec![
+        let body = Body::Ir(vec![
             req_msg(0, CertProfile::UserAuth, spki, &reg),
             req_msg(1, CertProfile::Signing, spki, &reg),
-        ]));
+        ]);
         let mut m = message(body, &tid);
         protect(&mut m, &self.ra).unwrap();
         (tid, m.to_der().unwrap())
@@ -235,22 +233,22 @@ impl Kiosk {
         };
         let ip = post(ir);
         let msg = Message::from_der(&ip).unwrap();
-        let Body::Cmp(PkiBody::Ip(rep)) = msg.body else { panic!("not ip: {}", msg.body.name()) };
-        let statuses: Vec<CertStatus<'static>> = rep
+        let Body::Ip(rep) = msg.body else { panic!("not ip: {}", msg.body.name()) };
+        let statuses: Vec<CertStatus> = rep
             .response
             .iter()
             .map(|r| {
                 let Some(kp) = &r.certified_key_pair else { panic!("no certificate") };
                 let CertOrEncCert::Certificate(c) = &kp.cert_or_enc_cert else { panic!("encrypted") };
-                CertStatus { cert_hash: jpki_kiosk::pki::cert_hash(c).unwrap(), cert_req_id: r.cert_req_id.clone(), status_info: None }
+                CertStatus { cert_hash: jpki_kiosk::pki::cert_hash(c).unwrap(), cert_req_id: jpki_kiosk::pki::message::int_from_i64(r.cert_req_id), status_info: None }
             })
             .collect();
         let n = statuses.len();
-        let mut conf = message(Body::Cmp(PkiBody::CertConf(statuses)), tid);
+        let mut conf = message(Body::CertConf(statuses), tid);
         conf.header.recip_nonce = msg.header.sender_nonce.clone();
         protect(&mut conf, &self.mac).unwrap();
         let pk = post(conf.to_der().unwrap());
-        assert!(matches!(Message::from_der(&pk).unwrap().body, Body::Cmp(PkiBody::PkiConf(_))));
+        assert!(matches!(Message::from_der(&pk).unwrap().body, Body::PkiConf(_)));
         n
     }
 }

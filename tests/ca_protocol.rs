@@ -7,24 +7,23 @@
 mod ca_server;
 
 use ca_server::{run, text, CaServer};
-use cmpv2::body::PkiBody;
 use cmpv2::certified_key_pair::CertOrEncCert;
 use cmpv2::rev::RevDetails;
-use cmpv2::status::{CertStatus, PkiStatus};
+use cmpv2::status::PkiStatus;
 use crmf::controls::Controls;
 use crmf::pop::ProofOfPossession;
-use crmf::request::{CertReqMsg, CertRequest, CertTemplate};
+use crmf::request::{CertRequest, CertTemplate};
 use der::asn1::{Any, Int, Null, OctetString, SetOfVec, Utf8StringRef};
 use der::{Decode, DecodePem, Encode};
 use jpki_kiosk::pki::jpki_profile::{validity_end, CertProfile, PersonalData, RegInfo, OID_REGINFO_UTF8_PAIRS};
-use jpki_kiosk::pki::message::{new_header, random_nonce, Body, FailInfo, Message};
+use jpki_kiosk::pki::message::{new_header, random_nonce, Body, CertReqMsg, CertStatus, FailInfo, Failure, Message, Received};
 use jpki_kiosk::pki::protection::{protect, verify_signature, Protector};
 use pkcs8::DecodePrivateKey;
 use rsa::RsaPrivateKey;
 use spki::SubjectPublicKeyInfoOwned;
 use std::str::FromStr;
 use std::sync::OnceLock;
-use x509_cert::attr::Attribute;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
@@ -58,8 +57,8 @@ fn int(v: u8) -> Int {
     Int::new(&[v]).unwrap()
 }
 
-/// A `crmf` 0.2 CertReqMsg: its regInfo is the SET-wrapped form, which the CA accepts for
-/// compatibility (the kiosk's client sends the RFC 4211 form, see `tests/enroll_ca.rs`).
+/// A CertReqMsg whose regInfo value is the SET-wrapped form `crmf` 0.2 writes, which the
+/// CA accepts for compatibility (the kiosk's client sends the RFC 4211 form, see `tests/enroll_ca.rs`).
 fn req_msg(id: u8, profile: CertProfile, pd: Option<&PersonalData>, reg: Option<&RegInfo>) -> CertReqMsg {
     let mut exts = vec![profile.policies_extension().unwrap()];
     if let Some(pd) = pd {
@@ -68,7 +67,8 @@ fn req_msg(id: u8, profile: CertProfile, pd: Option<&PersonalData>, reg: Option<
     let reg_info = reg.map(|r| {
         let pairs = r.to_utf8_pairs();
         let value = Any::encode_from(&Utf8StringRef::new(&pairs).unwrap()).unwrap();
-        vec![Attribute { oid: OID_REGINFO_UTF8_PAIRS, values: SetOfVec::try_from(vec![value]).unwrap() }]
+        let set = Any::encode_from(&SetOfVec::try_from(vec![value]).unwrap()).unwrap();
+        vec![AttributeTypeAndValue { oid: OID_REGINFO_UTF8_PAIRS, value: set }]
     });
     CertReqMsg {
         cert_req: CertRequest {
@@ -92,7 +92,7 @@ fn req_msg(id: u8, profile: CertProfile, pd: Option<&PersonalData>, reg: Option<
     }
 }
 
-fn message(body: Body<'static>, tid: &OctetString) -> Message<'static> {
+fn message(body: Body, tid: &OctetString) -> Message<'static> {
     let kiosk = GeneralName::DirectoryName(Name::from_str("CN=kiosk RA 01").unwrap());
     let ca = GeneralName::DirectoryName(Name::default());
     Message { header: new_header(kiosk, ca, tid.clone(), None), body, protection: None, extra_certs: None }
@@ -125,9 +125,10 @@ fn exchange(ca: &CaServer, mut msg: Message<'static>, p: &Protector) -> Vec<u8> 
     protect(&mut msg, p).unwrap();
     let (status, bytes) = post_raw(ca, "application/pkixcmp", msg.to_der().unwrap());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
-    let resp = Message::from_der(&bytes).unwrap();
+    let rx = Received::from_der(&bytes).unwrap();
+    let resp = &rx.message;
     let root = Certificate::from_pem(ca.read("sign-ca.pem")).unwrap();
-    let signer = verify_signature(&resp, &[root]).expect("response signed by the CMP responder");
+    let signer = verify_signature(&rx, &[root]).expect("response signed by the CMP responder");
     assert_eq!(signer, Certificate::from_pem(ca.read("cmp-signer.pem")).unwrap());
     assert_eq!(resp.header.trans_id, msg.header.trans_id);
     assert_eq!(resp.header.recip_nonce, msg.header.sender_nonce);
@@ -147,7 +148,7 @@ fn fail_bit(bytes: &[u8]) -> Option<u32> {
 fn issued(bytes: &[u8]) -> Vec<(i64, Certificate)> {
     let msg = Message::from_der(bytes).unwrap();
     let rep = match msg.body {
-        Body::Cmp(PkiBody::Ip(r)) | Body::Cmp(PkiBody::Cp(r)) => r,
+        Body::Ip(r) | Body::Cp(r) => r,
         other => panic!("expected ip/cp, got {other:?}"),
     };
     rep.response
@@ -176,10 +177,10 @@ fn ir_for_both_certificates_then_certconf_then_ido_notice() {
     let pd = personal();
     let reg = reg_info();
     let tid = random_nonce();
-    let ir = Body::Cmp(PkiBody::Ir(vec![
+    let ir = Body::Ir(vec![
         req_msg(0, CertProfile::UserAuth, None, Some(&reg)),
         req_msg(1, CertProfile::Signing, Some(&pd), Some(&reg)),
-    ]));
+    ]);
     let now = time::OffsetDateTime::now_utc();
     let resp = exchange(&ca, message(ir, &tid), &ra(&ca));
     let certs = issued(&resp);
@@ -218,8 +219,8 @@ fn ir_for_both_certificates_then_certconf_then_ido_notice() {
             status_info: None,
         })
         .collect();
-    let conf = exchange(&ca, message(Body::Cmp(PkiBody::CertConf(statuses)), &tid), &ra(&ca));
-    assert!(matches!(Message::from_der(&conf).unwrap().body, Body::Cmp(PkiBody::PkiConf(_))));
+    let conf = exchange(&ca, message(Body::CertConf(statuses), &tid), &ra(&ca));
+    assert!(matches!(Message::from_der(&conf).unwrap().body, Body::PkiConf(_)));
     let confirmed: i64 = ca.db().query_row("SELECT SUM(confirmed) FROM certs", [], |r| r.get(0)).unwrap();
     assert_eq!(confirmed, 2);
 
@@ -275,7 +276,7 @@ fn ir_for_both_certificates_then_certconf_then_ido_notice() {
 fn retried_transaction_yields_exactly_one_certificate() {
     let ca = CaServer::start(&[]);
     let tid = random_nonce();
-    let body = Body::Cmp(PkiBody::Ir(vec![req_msg(0, CertProfile::UserAuth, None, None)]));
+    let body = Body::Ir(vec![req_msg(0, CertProfile::UserAuth, None, None)]);
     let first = issued(&exchange(&ca, message(body.clone(), &tid), &ra(&ca)));
     // The response was "lost": the kiosk sends the same request again (fresh nonce).
     let second = issued(&exchange(&ca, message(body, &tid), &ra(&ca)));
@@ -286,9 +287,9 @@ fn retried_transaction_yields_exactly_one_certificate() {
         .unwrap();
     assert_eq!(n, 1);
     // Another request under the same transactionID is refused.
-    let other = Body::Cmp(PkiBody::Cr(vec![req_msg(1, CertProfile::UserAuth, None, None)]));
+    let other = Body::Cr(vec![req_msg(1, CertProfile::UserAuth, None, None)]);
     let resp = exchange(&ca, message(other, &tid), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::TRANSACTION_ID_IN_USE));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::TransactionIdInUse]).0));
     assert_eq!(ca.cert_count(), 1);
 }
 
@@ -296,7 +297,7 @@ fn retried_transaction_yields_exactly_one_certificate() {
 fn bad_requests_get_cmp_errors_or_http_4xx_and_no_certificate() {
     let ca = CaServer::start(&[]);
     let ir = |profile, pd: Option<&PersonalData>| {
-        Body::Cmp(PkiBody::Ir(vec![req_msg(profile_id(profile), profile, pd, None)]))
+        Body::Ir(vec![req_msg(profile_id(profile), profile, pd, None)])
     };
     fn profile_id(p: CertProfile) -> u8 {
         p.cert_req_id()
@@ -316,12 +317,12 @@ fn bad_requests_get_cmp_errors_or_http_4xx_and_no_certificate() {
 
     // Protection failures.
     let wrong_secret = exchange(&ca, message(ir(CertProfile::UserAuth, None), &random_nonce()), &mac(&ca, "wrong"));
-    assert_eq!(fail_bit(&wrong_secret), Some(1 << FailInfo::BAD_MESSAGE_CHECK));
+    assert_eq!(fail_bit(&wrong_secret), Some(FailInfo::of(&[Failure::BadMessageCheck]).0));
     let mut unprotected = message(ir(CertProfile::UserAuth, None), &random_nonce());
     unprotected.protection = None;
     let (s, b) = post_raw(&ca, "application/pkixcmp", unprotected.to_der().unwrap());
     assert_eq!(s, 200);
-    assert_eq!(fail_bit(&b), Some(1 << FailInfo::BAD_MESSAGE_CHECK));
+    assert_eq!(fail_bit(&b), Some(FailInfo::of(&[Failure::BadMessageCheck]).0));
     let stranger_key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
     let stranger = Protector::Signature {
         cert: self_signed(&stranger_key),
@@ -329,25 +330,25 @@ fn bad_requests_get_cmp_errors_or_http_4xx_and_no_certificate() {
         chain: vec![],
     };
     let resp = exchange(&ca, message(ir(CertProfile::UserAuth, None), &random_nonce()), &stranger);
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::SIGNER_NOT_TRUSTED));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::SignerNotTrusted]).0));
     let mut tampered = message(ir(CertProfile::UserAuth, None), &random_nonce());
     protect(&mut tampered, &ra(&ca)).unwrap();
     tampered.header.sender_nonce = Some(random_nonce());
     let (_, b) = post_raw(&ca, "application/pkixcmp", tampered.to_der().unwrap());
-    assert_eq!(fail_bit(&b), Some(1 << FailInfo::BAD_MESSAGE_CHECK));
+    assert_eq!(fail_bit(&b), Some(FailInfo::of(&[Failure::BadMessageCheck]).0));
 
     // Policy refusals.
     let resp = exchange(&ca, message(ir(CertProfile::Signing, None), &random_nonce()), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_CERT_TEMPLATE), "signing without personal data");
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadCertTemplate]).0), "signing without personal data");
     let mut bad_pd = personal();
     bad_pd.sex = "3".into();
     let resp = exchange(&ca, message(ir(CertProfile::Signing, Some(&bad_pd)), &random_nonce()), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_CERT_TEMPLATE));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadCertTemplate]).0));
     let resp = exchange(&ca, message(ir(CertProfile::UserAuth, Some(&personal())), &random_nonce()), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_CERT_TEMPLATE), "personal data in an auth certificate");
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadCertTemplate]).0), "personal data in an auth certificate");
     let resp = exchange(&ca, message(ir(CertProfile::UserAuth, None), &random_nonce()), &mac(&ca, &secret));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_POP), "raVerified only from the RA");
-    let rr = Body::Cmp(PkiBody::Rr(vec![RevDetails {
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadPop]).0), "raVerified only from the RA");
+    let rr = Body::Rr(vec![RevDetails {
         cert_details: CertTemplate {
             version: None,
             serial_number: Some(x509_cert::serial_number::SerialNumber::from(1u32)),
@@ -361,13 +362,13 @@ fn bad_requests_get_cmp_errors_or_http_4xx_and_no_certificate() {
             extensions: None,
         },
         crl_entry_details: None,
-    }]));
+    }]);
     let resp = exchange(&ca, message(rr.clone(), &random_nonce()), &mac(&ca, &secret));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::NOT_AUTHORIZED));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::NotAuthorized]).0));
     let resp = exchange(&ca, message(rr, &random_nonce()), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_CERT_ID));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadCertId]).0));
     let resp = exchange(&ca, message(Body::PollReq(vec![]), &random_nonce()), &ra(&ca));
-    assert_eq!(fail_bit(&resp), Some(1 << FailInfo::BAD_REQUEST));
+    assert_eq!(fail_bit(&resp), Some(FailInfo::of(&[Failure::BadRequest]).0));
 
     assert_eq!(ca.cert_count(), 0, "no refusal issued a certificate");
     let refused: i64 = ca.db().query_row("SELECT COUNT(*) FROM audit WHERE action LIKE '%-refused'", [], |r| r.get(0)).unwrap();
@@ -416,7 +417,7 @@ mod fuzz {
             let reference = std::fs::read(dir.path().join("ca/pbm-ref")).unwrap();
             let p = Protector::Mac { reference, secret: Zeroizing::new(secret.trim().as_bytes().to_vec()) };
             let mut req = message(
-                Body::Cmp(PkiBody::P10cr(csr())),
+                Body::P10cr(csr()),
                 &random_nonce(),
             );
             protect(&mut req, &p).unwrap();
@@ -472,7 +473,7 @@ mod fuzz {
         let secret = std::fs::read_to_string(dir.path().join("ca/pbm-secret")).unwrap();
         let reference = std::fs::read(dir.path().join("ca/pbm-ref")).unwrap();
         let p = Protector::Mac { reference, secret: Zeroizing::new(secret.trim().as_bytes().to_vec()) };
-        let mut req = message(Body::Cmp(PkiBody::P10cr(csr())), &random_nonce());
+        let mut req = message(Body::P10cr(csr()), &random_nonce());
         protect(&mut req, &p).unwrap();
         let CmpOutcome::Response(bytes) = ca.handle_cmp(&req.to_der().unwrap()) else { panic!("no response") };
         assert_eq!(issued(&bytes).len(), 1);

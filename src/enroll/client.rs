@@ -16,7 +16,8 @@ use x509_cert::Certificate;
 
 use super::cmp::{self, CertRepOutcome, Envelope};
 use super::protect::{Credential, ResponseTrust};
-use super::wire::{Body, HolderCert, HolderQuery};
+use crate::pki::holder_query::{HolderCert, HolderQuery};
+use crate::pki::message::Body;
 use super::{
     step, EnrollError, EnrollRequest, Enroller, Issued, Progress, RevokeRequest, Transaction,
     Transport,
@@ -274,11 +275,9 @@ impl<T: Transport> Enroller for CmpClient<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enroll::wire::{CertRepMessage, CertResponse, PollRepEntry, RawMessage, StatusInfo};
+    use crate::pki::message::{CertRepMessage, CertResponse, PollRepEntry, Received, StatusInfo};
     use crate::enroll::{CertProfile, KeyRequest, RegInfo, RequestKind};
-    use cmpv2::header::PkiHeader;
     use cmpv2::status::PkiStatus;
-    use der::{Decode, Encode};
     use std::cell::Cell;
     use zeroize::Zeroizing;
 
@@ -295,10 +294,9 @@ mod tests {
     impl Transport for NeverReady {
         fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, EnrollError> {
             self.sent.set(self.sent.get() + 1);
-            let raw = RawMessage::from_der(request).unwrap();
-            let header: PkiHeader<'_> = raw.header.decode_as().unwrap();
-            let body = Body::from_der(&raw.body.to_der().unwrap()).unwrap();
-            let answer = match body {
+            let rx = Received::from_der(request).unwrap();
+            let header = rx.message.header;
+            let answer = match rx.message.body {
                 Body::Ir(_) => Body::Ip(CertRepMessage {
                     ca_pubs: None,
                     response: vec![CertResponse {

@@ -19,10 +19,8 @@ use cmpv2::rev::RevDetails;
 use cmpv2::status::PkiStatus;
 use crmf::pop::ProofOfPossession;
 use crmf::request::{CertRequest, CertTemplate};
-use der::asn1::{
-    Any, AnyRef, GeneralizedTime, Int, Null, ObjectIdentifier, OctetString, Utf8StringRef,
-};
-use der::{Decode, Encode};
+use der::asn1::{Any, BitString, GeneralizedTime, Int, Null, ObjectIdentifier, OctetString, Utf8StringRef};
+use der::Encode;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -31,29 +29,19 @@ use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 use super::chain;
-use super::error::{CaStatus, EnrollError, FailInfo};
-use super::protect::{self, Credential, ResponseTrust};
-use super::wire::{
-    Body, CertRepMessage, CertReqMsg, CertStatus, HolderCert, HolderQuery, PollReqEntry,
-    ProtectedPart, RawMessage, StatusInfo,
+use super::error::{CaStatus, EnrollError};
+use super::protect::{self, Credential, ProtectionError, ResponseTrust};
+use crate::pki::holder_query::{HolderCert, HolderQuery, IT_HOLDER_CERTS};
+use crate::pki::jpki_profile::OID_REGINFO_UTF8_PAIRS;
+use crate::pki::message::{
+    int_from_i64, Body, CertRepMessage, CertReqMsg, CertStatus, Message, PollReqEntry, Received, StatusInfo,
+    ID_IT_CA_CERTS,
 };
+use crate::pki::{SHA384_WITH_RSA, SHA512_WITH_RSA};
 use super::{EnrollRequest, IssuedCert, KeyRequest, RequestKind, RevokeRequest, Transaction};
 
-/// id-regInfo-utf8Pairs (RFC 4211 §7.1).
-pub const REG_INFO_UTF8_PAIRS: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.2.1");
-/// id-it-caCerts (RFC 9480 §2.3.1).
-pub const IT_CA_CERTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
-/// The holder query (genm/genp): the certificates the CA issued for a resident, a card or
-/// given serials (`docs/ca-protocol.md`, "Holder query"). No OID is registered for it:
-/// this one is under IANA's enterprise number for documentation (32473, RFC 5612), and a
-/// deployment uses the prefecture's own.
-pub const IT_HOLDER_CERTS: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.392.1");
 const CRL_REASON: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
-const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
 /// Who sends a message, to whom, in which transaction step.
 #[derive(Debug, Clone)]
@@ -117,23 +105,15 @@ pub fn seal(env: &Envelope, body: &Body, cred: &Credential) -> Result<Vec<u8>, E
         free_text: None,
         general_info: None,
     };
-    let header_der = header.to_der().map_err(config)?;
-    let body_der = body.to_der().map_err(config)?;
-    let header_any = AnyRef::from_der(&header_der).map_err(config)?;
-    let body_any = AnyRef::from_der(&body_der).map_err(config)?;
-    let part = ProtectedPart {
-        header: header_any,
-        body: body_any,
-    }
-    .to_der()
-    .map_err(config)?;
-    let protection = protect::protect(cred, &fields.alg, &part)?;
-    let msg = RawMessage {
-        header: header_any,
-        body: body_any,
-        protection: Some(der::asn1::BitStringRef::from_bytes(&protection).map_err(config)?),
+    let mut msg = Message {
+        header,
+        body: body.clone(),
+        protection: None,
         extra_certs: (!fields.extra_certs.is_empty()).then_some(fields.extra_certs),
     };
+    let part = msg.protected_part_der().map_err(config)?;
+    let protection = protect::protect(cred, &fields.alg, &part)?;
+    msg.protection = Some(BitString::from_bytes(&protection).map_err(config)?);
     msg.to_der().map_err(config)
 }
 
@@ -155,22 +135,20 @@ pub fn open(
     trust: &ResponseTrust,
     now: SystemTime,
 ) -> Result<Opened, EnrollError> {
-    let raw = RawMessage::from_der(bytes).map_err(malformed)?;
-    let header: PkiHeader<'_> = raw.header.decode_as().map_err(malformed)?;
-    let body = Body::from_der(&raw.body.to_der().map_err(malformed)?).map_err(malformed)?;
-    let part = ProtectedPart {
-        header: raw.header,
-        body: raw.body,
+    let rx = Received::from_der(bytes).map_err(malformed)?;
+    let Received { message, protected_part } = rx;
+    let Message { header, body, protection, extra_certs } = message;
+    // Bodies only the CA receives (p10cr) or nobody handles are not answers.
+    if matches!(body, Body::P10cr(_) | Body::Other(_)) {
+        return Err(malformed(format!("unexpected body {}", body.name())));
     }
-    .to_der()
-    .map_err(malformed)?;
-    let extra_certs = raw.extra_certs.clone().unwrap_or_default();
+    let extra_certs = extra_certs.unwrap_or_default();
     let verified = protect::verify(
         header.protection_alg.as_ref(),
         header.sender_kid.as_ref(),
-        raw.protection.as_ref().and_then(|p| p.as_bytes()),
+        protection.as_ref().and_then(|p| p.as_bytes()),
         &extra_certs,
-        &part,
+        &protected_part,
         trust,
         now,
     );
@@ -178,7 +156,7 @@ pub fn open(
         (Ok(_), _) => true,
         // An unprotected error is reported (it stops the exchange) but flagged
         // as unauthenticated; anything else unprotected is refused.
-        (Err(protect::ProtectionError::Missing), Body::Error(_)) => false,
+        (Err(ProtectionError::Missing), Body::Error(_)) => false,
         (Err(e), _) => return Err(e.into()),
     };
     if header.trans_id.as_ref().map(|t| t.as_bytes()) != Some(&sent.transaction.id[..]) {
@@ -188,7 +166,7 @@ pub fn open(
         return Err(EnrollError::WrongNonce);
     }
     if let Body::Error(e) = &body {
-        let mut text = e.status.text();
+        let mut text = e.pki_status_info.text();
         if let Some(d) = &e.error_details {
             if !text.is_empty() {
                 text.push_str(" / ");
@@ -196,8 +174,8 @@ pub fn open(
             text.push_str(&d.join(" / "));
         }
         return Err(EnrollError::Rejected {
-            status: ca_status(e.status.status),
-            fail_info: FailInfo(e.status.fail_bits()),
+            status: ca_status(e.pki_status_info.status),
+            fail_info: e.pki_status_info.fail_bits(),
             text,
             authenticated,
         });
@@ -224,7 +202,7 @@ fn ca_status(s: PkiStatus) -> CaStatus {
 fn rejected(si: &StatusInfo) -> EnrollError {
     EnrollError::Rejected {
         status: ca_status(si.status),
-        fail_info: FailInfo(si.fail_bits()),
+        fail_info: si.fail_bits(),
         text: si.text(),
         authenticated: true,
     }
@@ -249,7 +227,7 @@ pub fn cert_request_body(req: &EnrollRequest) -> Result<Body, EnrollError> {
         .then_some(pairs)
         .map(|pairs| -> Result<_, EnrollError> {
             Ok(vec![AttributeTypeAndValue {
-                oid: REG_INFO_UTF8_PAIRS,
+                oid: OID_REGINFO_UTF8_PAIRS,
                 value: Any::encode_from(&Utf8StringRef::new(&pairs).map_err(config)?)
                     .map_err(config)?,
             }])
@@ -446,7 +424,7 @@ pub fn cert_conf_body(certs: &[IssuedCert], rejection: Option<&str>) -> Result<B
         .map(|c| {
             Ok(CertStatus {
                 cert_hash: OctetString::new(cert_hash(&c.certificate)?).map_err(config)?,
-                cert_req_id: i64::from(c.profile.cert_req_id()),
+                cert_req_id: int_from_i64(i64::from(c.profile.cert_req_id())),
                 status_info: status_info.clone(),
             })
         })
@@ -458,7 +436,7 @@ pub fn cert_conf_body(certs: &[IssuedCert], rejection: Option<&str>) -> Result<B
 pub fn poll_req_body(ids: &[i64]) -> Body {
     Body::PollReq(
         ids.iter()
-            .map(|&cert_req_id| PollReqEntry { cert_req_id })
+            .map(|&id| PollReqEntry { cert_req_id: int_from_i64(id) })
             .collect(),
     )
 }
@@ -578,7 +556,7 @@ pub fn check_revocation(body: Body) -> Result<(), EnrollError> {
 /// genm asking for the CA certificates.
 pub fn ca_certs_body() -> Body {
     Body::GenM(vec![InfoTypeAndValue {
-        oid: IT_CA_CERTS,
+        oid: ID_IT_CA_CERTS,
         value: None,
     }])
 }
@@ -593,7 +571,7 @@ pub fn parse_ca_certs(body: Body) -> Result<Vec<Certificate>, EnrollError> {
     };
     let itav = itavs
         .iter()
-        .find(|i| i.oid == IT_CA_CERTS)
+        .find(|i| i.oid == ID_IT_CA_CERTS)
         .ok_or_else(|| malformed("genp without caCerts"))?;
     match &itav.value {
         Some(v) => v.decode_as::<Vec<Certificate>>().map_err(malformed),
@@ -611,8 +589,9 @@ pub fn check_after(body: &Body) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use der::Decode;
     use super::super::chain::tests::{leaf, root, small_key};
-    use super::super::wire::{CertResponse, PollRepEntry};
+    use crate::pki::message::{CertResponse, PollRepEntry};
     use super::super::{CertProfile, PersonalData, RegInfo};
     use super::*;
     use cmpv2::certified_key_pair::CertifiedKeyPair;
@@ -755,7 +734,7 @@ mod tests {
             2
         );
         let ri = &msgs[1].reg_info.as_ref().unwrap()[0];
-        assert_eq!(ri.oid, REG_INFO_UTF8_PAIRS);
+        assert_eq!(ri.oid, OID_REGINFO_UTF8_PAIRS);
         assert_eq!(
             Utf8StringRef::try_from(&ri.value).unwrap().as_str(),
             "jpki-birth-date?319800217%card-expiry?20350217%"
@@ -868,7 +847,7 @@ mod tests {
         let Body::CertConf(st) = cert_conf_body(&issued, None).unwrap() else {
             panic!("not certConf")
         };
-        assert_eq!(st[0].cert_req_id, 1);
+        assert_eq!(crate::pki::message::int_to_i64(&st[0].cert_req_id), Some(1));
         assert_eq!(st[0].status_info, None);
         let Body::CertConf(rej) = cert_conf_body(&issued, Some("card write failed")).unwrap()
         else {

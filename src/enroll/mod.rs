@@ -16,7 +16,6 @@ pub mod cmp;
 pub mod error;
 pub mod http;
 pub mod protect;
-pub mod wire;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -220,9 +219,9 @@ pub trait Enroller {
     /// serials, each with its revocation state. The default: not supported.
     fn holder_certs(
         &self,
-        _query: &wire::HolderQuery,
+        _query: &crate::pki::holder_query::HolderQuery,
         _transaction: &Transaction,
-    ) -> Result<Vec<wire::HolderCert>, EnrollError> {
+    ) -> Result<Vec<crate::pki::holder_query::HolderCert>, EnrollError> {
         Err(EnrollError::Config(
             "this enroller has no holder query".into(),
         ))

@@ -1,44 +1,32 @@
-//! CMP message protection as the kiosk's client needs it (RFC 4210 §5.1.3):
-//! computing it on requests (RA signature, or PasswordBasedMac with the shared
-//! secret for initial enrolment) and verifying it on responses (signature by a
-//! certificate chaining to the configured CMP-signer trust, or the same MAC).
+//! The kiosk's side of CMP protection (RFC 4210 §5.1.3): the credential it protects
+//! requests with (RA signature, or PasswordBasedMac with the shared secret for initial
+//! enrolment), and the trust a response's protection is checked against (a signer chaining
+//! to the configured CMP-signer trust and carrying a CMP-responder EKU, or the same MAC).
 //!
-//! Protection is always computed over the exact `ProtectedPart` bytes (see
-//! [`super::wire::RawMessage`]). This module is the client's own: it works on
-//! raw header/body TLVs, so it can be swapped for a shared implementation
-//! without touching message building. It does no I/O.
+//! The PasswordBasedMac itself, the error type and the message layer are shared with the
+//! CA in [`crate::pki`]; protection is computed over `ProtectedPart` as sent and verified
+//! over the bytes as received ([`crate::pki::message::Received`]). No I/O.
 
 use std::fmt;
 use std::time::SystemTime;
 
-use der::asn1::{Any, OctetString};
+use der::asn1::OctetString;
 use der::oid::ObjectIdentifier;
 use der::Decode;
-use hmac::{Hmac, Mac};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rsa::RsaPrivateKey;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectKeyIdentifier};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::chain::{self, ChainError};
+use crate::pki::protection::{
+    pbm_algorithm, pbm_mac, pbm_params, verify_pbm, PbmPolicy, PASSWORD_BASED_MAC,
+};
+pub use crate::pki::protection::ProtectionError;
+use crate::pki::{sha256_with_rsa, SHA256_WITH_RSA, SHA384_WITH_RSA, SHA512_WITH_RSA};
 
-/// id-PasswordBasedMac (RFC 4210 §5.1.3.1).
-pub const PASSWORD_BASED_MAC: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113533.7.66.13");
-/// sha256WithRSAEncryption.
-pub const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
-const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-/// hmac-sha1 as OpenSSL's PBM writes it (RFC 2404 / RFC 4210).
-const HMAC_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.8.1.2");
-const HMAC_SHA1_RSADSI: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.7");
-const HMAC_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.9");
 const SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 /// id-kp-cmcCA and id-kp-cmcRA (RFC 6402): the EKUs of a CMP responder (RFC 9483 §3.1).
@@ -47,9 +35,9 @@ const CMC_RA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2
 
 /// Iterations we use when sending a MAC-protected request.
 const PBM_ITERATIONS: u64 = 1_000;
-/// Largest iteration count accepted on a response (OpenSSL's own limit); a
-/// bigger one would let a peer make the kiosk spin.
-const PBM_MAX_ITERATIONS: u64 = 100_000;
+/// PBM parameters accepted on a response: at most OpenSSL's own limit of iterations (a
+/// bigger count would let a peer make the kiosk spin), HMAC-SHA1 under either OID.
+const PBM_POLICY: PbmPolicy = PbmPolicy { max_iterations: 100_000, hmac_sha1_rsadsi: true };
 
 /// How the kiosk protects its requests.
 #[non_exhaustive]
@@ -157,43 +145,6 @@ impl fmt::Debug for ResponseTrust {
     }
 }
 
-/// Why a response's protection was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProtectionError {
-    /// The message carries no protection (or no protectionAlg).
-    #[error("response is not protected")]
-    Missing,
-    /// protectionAlg (or a PBM owf/mac) is not one we implement.
-    #[error("unsupported protection algorithm {0}")]
-    UnsupportedAlgorithm(String),
-    /// MAC-protected, but the kiosk has no shared secret configured.
-    #[error("MAC-protected response but no shared secret configured")]
-    NoSecret,
-    /// The MAC does not match: wrong secret, or the message was altered.
-    #[error("MAC does not verify")]
-    MacMismatch,
-    /// The PBM iteration count is outside 1..=100000.
-    #[error("PBM iteration count {0} refused")]
-    IterationCount(u64),
-    /// Signature-protected but no certificate in extraCerts.
-    #[error("no signer certificate in extraCerts")]
-    NoSignerCertificate,
-    /// The signer certificate does not chain to the configured trust.
-    #[error("signer not trusted: {0}")]
-    SignerNotTrusted(ChainError),
-    /// The signer chains to a trusted root but is not a CMP responder (no
-    /// id-kp-cmcCA/cmcRA): e.g. a resident's certificate from the same CA.
-    #[error("signer certificate is not a CMP responder")]
-    SignerNotAuthorized,
-    /// The signature over the message does not verify.
-    #[error("signature does not verify")]
-    BadSignature,
-    /// A parameter did not decode.
-    #[error("malformed protection parameters: {0}")]
-    Malformed(String),
-}
-
 /// The header fields a credential puts in a request.
 pub struct HeaderFields {
     /// protectionAlg.
@@ -219,36 +170,16 @@ pub fn subject_key_id(cert: &Certificate) -> Option<Vec<u8>> {
 /// salt, so a retried request (same salt) is byte-identical.
 pub fn header_fields(cred: &Credential, salt: &[u8; 16]) -> Result<HeaderFields, der::Error> {
     match cred {
-        Credential::Mac { reference, .. } => {
-            let params = cmpv2::parameter::PbmParameter {
-                salt: OctetString::new(salt.to_vec())?,
-                owf: AlgorithmIdentifierOwned {
-                    oid: ID_SHA256,
-                    parameters: None,
-                },
-                iteration_count: PBM_ITERATIONS,
-                mac: AlgorithmIdentifierOwned {
-                    oid: HMAC_SHA256,
-                    parameters: None,
-                },
-            };
-            Ok(HeaderFields {
-                alg: AlgorithmIdentifierOwned {
-                    oid: PASSWORD_BASED_MAC,
-                    parameters: Some(Any::encode_from(&params)?),
-                },
-                sender_kid: Some(OctetString::new(reference.clone())?),
-                extra_certs: Vec::new(),
-            })
-        }
+        Credential::Mac { reference, .. } => Ok(HeaderFields {
+            alg: pbm_algorithm(salt, PBM_ITERATIONS)?,
+            sender_kid: Some(OctetString::new(reference.clone())?),
+            extra_certs: Vec::new(),
+        }),
         Credential::Signature { cert, chain, .. } => {
             let mut extra = vec![(**cert).clone()];
             extra.extend(chain.iter().cloned());
             Ok(HeaderFields {
-                alg: AlgorithmIdentifierOwned {
-                    oid: SHA256_WITH_RSA,
-                    parameters: Some(Any::from(der::asn1::Null)),
-                },
+                alg: sha256_with_rsa(),
                 sender_kid: subject_key_id(cert).map(OctetString::new).transpose()?,
                 extra_certs: extra,
             })
@@ -263,7 +194,7 @@ pub fn protect(
     protected_part: &[u8],
 ) -> Result<Vec<u8>, ProtectionError> {
     match cred {
-        Credential::Mac { secret, .. } => pbm(alg, secret, protected_part),
+        Credential::Mac { secret, .. } => pbm_mac(&pbm_params(alg, &PBM_POLICY)?, secret, protected_part),
         Credential::Signature { key, .. } => key.sign_sha256(protected_part),
     }
 }
@@ -285,17 +216,7 @@ pub fn verify(
     match alg.oid {
         PASSWORD_BASED_MAC => {
             let secret = trust.mac_secret.as_ref().ok_or(ProtectionError::NoSecret)?;
-            let expected = pbm(alg, secret, protected_part)?;
-            // Constant-time comparison through the hmac crate's verifier.
-            let mut m = Hmac::<Sha256>::new_from_slice(&expected)
-                .map_err(|_| ProtectionError::MacMismatch)?;
-            m.update(b"cmp");
-            let reference = m.finalize().into_bytes();
-            let mut m = Hmac::<Sha256>::new_from_slice(protection)
-                .map_err(|_| ProtectionError::MacMismatch)?;
-            m.update(b"cmp");
-            m.verify_slice(&reference)
-                .map_err(|_| ProtectionError::MacMismatch)?;
+            verify_pbm(alg, secret, protection, protected_part, &PBM_POLICY)?;
             Ok(None)
         }
         SHA256_WITH_RSA | SHA384_WITH_RSA | SHA512_WITH_RSA => {
@@ -306,7 +227,7 @@ pub fn verify(
                 .or_else(|| extra_certs.first())
                 .ok_or(ProtectionError::NoSignerCertificate)?;
             let path = chain::chain_to_anchor(signer, extra_certs, &trust.signer_anchors, now)
-                .map_err(ProtectionError::SignerNotTrusted)?;
+                .map_err(|e| ProtectionError::SignerNotTrusted(e.to_string()))?;
             // A pinned signer (itself an anchor) needs nothing more; one merely
             // issued by a trusted root must say it is a CMP responder, or any
             // certificate of that root (a resident's) could sign responses.
@@ -316,7 +237,7 @@ pub fn verify(
             chain::verify_rsa(signer, &alg.oid, protected_part, protection).map_err(
                 |e| match e {
                     ChainError::BadSignature => ProtectionError::BadSignature,
-                    other => ProtectionError::SignerNotTrusted(other),
+                    other => ProtectionError::SignerNotTrusted(other.to_string()),
                 },
             )?;
             Ok(Some(signer.clone()))
@@ -333,58 +254,6 @@ fn is_cmp_responder(cert: &Certificate) -> bool {
         .filter(|e| e.extn_id == EXT_KEY_USAGE)
         .filter_map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
         .any(|eku| eku.0.iter().any(|o| *o == CMC_RA || *o == CMC_CA))
-}
-
-/// PasswordBasedMac (RFC 4211 §4.4): key = OWF^n(secret || salt), then MAC.
-fn pbm(
-    alg: &AlgorithmIdentifierOwned,
-    secret: &[u8],
-    data: &[u8],
-) -> Result<Vec<u8>, ProtectionError> {
-    let params: cmpv2::parameter::PbmParameter = alg
-        .parameters
-        .as_ref()
-        .ok_or_else(|| ProtectionError::Malformed("PBM without parameters".into()))?
-        .decode_as()
-        .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
-    let n = params.iteration_count;
-    if n == 0 || n > PBM_MAX_ITERATIONS {
-        return Err(ProtectionError::IterationCount(n));
-    }
-    let salt = params.salt.as_bytes();
-    let key: Zeroizing<Vec<u8>> = match params.owf.oid {
-        ID_SHA256 => Zeroizing::new(owf::<Sha256>(secret, salt, n)),
-        ID_SHA1 => Zeroizing::new(owf::<Sha1>(secret, salt, n)),
-        other => return Err(ProtectionError::UnsupportedAlgorithm(other.to_string())),
-    };
-    let tag = match params.mac.oid {
-        HMAC_SHA256 => {
-            let mut m = Hmac::<Sha256>::new_from_slice(&key)
-                .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        HMAC_SHA1 | HMAC_SHA1_RSADSI => {
-            let mut m = Hmac::<Sha1>::new_from_slice(&key)
-                .map_err(|e| ProtectionError::Malformed(e.to_string()))?;
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        other => return Err(ProtectionError::UnsupportedAlgorithm(other.to_string())),
-    };
-    Ok(tag)
-}
-
-fn owf<D: Digest>(secret: &[u8], salt: &[u8], n: u64) -> Vec<u8> {
-    let mut h = D::new();
-    h.update(secret);
-    h.update(salt);
-    let mut key = h.finalize().to_vec();
-    // The first of the n rounds is the one above.
-    for _ in 1..n {
-        key = D::digest(&key).to_vec();
-    }
-    key
 }
 
 #[cfg(test)]
@@ -460,25 +329,6 @@ mod tests {
             ),
             Err(ProtectionError::Missing)
         );
-    }
-
-    #[test]
-    fn pbm_matches_rfc_4211_definition() {
-        // Independent computation: SHA-256 applied 1000 times, then HMAC-SHA256.
-        let cred = mac_cred();
-        let hf = header_fields(&cred, &[1; 16]).unwrap();
-        let tag = protect(&cred, &hf.alg, b"x").unwrap();
-        let mut k = Sha256::new()
-            .chain_update(b"test123")
-            .chain_update([1u8; 16])
-            .finalize()
-            .to_vec();
-        for _ in 0..999 {
-            k = Sha256::digest(&k).to_vec();
-        }
-        let mut m = Hmac::<Sha256>::new_from_slice(&k).unwrap();
-        m.update(b"x");
-        assert_eq!(tag, m.finalize().into_bytes().to_vec());
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //!
 //! - [`jpki_profile`]: the JPKI object identifiers, the signing certificate's personal-data
 //!   otherNames, the `regInfo` pairs the kiosk sends, and the validity rule;
-//! - [`message`]: a CMP `PKIMessage` whose body also models the messages `cmpv2` 0.2 gets
-//!   wrong (`pollReq`, `pollRep`, `error` and `failInfo`);
-//! - [`protection`]: MAC (PasswordBasedMac) and signature protection of CMP messages.
+//! - [`message`]: the CMP wire layer of both ends: `PKIMessage`, every body they send or
+//!   accept (with corrected types where `cmpv2`/`crmf` 0.2 are wrong), and received
+//!   messages kept with their protected bytes;
+//! - [`protection`]: MAC (PasswordBasedMac) and signature protection of CMP messages;
+//! - [`holder_query`]: the genm/genp holder query between the kiosk and the CA.
 //!
 //! This module does no I/O and keeps no state; transport, storage and policy decisions live
 //! in [`crate::ca`] (server) and [`crate::enroll`] (client).
 
+pub mod holder_query;
 pub mod jpki_profile;
 pub mod message;
 pub mod protection;
@@ -26,6 +29,10 @@ use x509_cert::Certificate;
 
 /// `sha256WithRSAEncryption` (RFC 4055).
 pub const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+/// `sha384WithRSAEncryption` (RFC 4055).
+pub const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+/// `sha512WithRSAEncryption` (RFC 4055).
+pub const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
 /// Errors of the shared PKI helpers.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use jpki_kiosk::card::pin::SigningPassword;
 use jpki_kiosk::card::transport::{self, PcscTransport};
 use jpki_kiosk::enroll::client::CmpClient;
 use jpki_kiosk::enroll::http::HttpTransport;
-use jpki_kiosk::enroll::wire::HolderQuery;
+use jpki_kiosk::pki::holder_query::HolderQuery;
 use jpki_kiosk::enroll::{Enroller, Transaction};
 use jpki_kiosk::issuance::adapters::ca::{CaDirectory, CmpCa};
 use jpki_kiosk::issuance::adapters::script::{ca_client, CaFiles};

@@ -27,7 +27,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::ext::pkix::crl::CrlReason;
 
 use super::{current_cert, CaPort, CertDirectory};
-use crate::enroll::wire::{HolderCert, HolderQuery};
+use crate::pki::holder_query::{HolderCert, HolderQuery};
 use crate::enroll::{
     BirthDate, CertProfile, EnrollError, EnrollRequest, Enroller, Issued, KeyRequest, PersonalData,
     RegInfo, RequestKind as CmpKind, RevokeRequest, Transaction,

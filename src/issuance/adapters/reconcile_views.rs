@@ -19,7 +19,7 @@ use crate::card::jpki_ap::JpkiAp;
 use crate::card::personalize::Personalizer;
 use crate::card::pin::SigningPassword;
 use crate::card::transport::PcscTransport;
-use crate::enroll::wire::HolderQuery;
+use crate::pki::holder_query::HolderQuery;
 use crate::enroll::{Enroller, Transaction};
 use crate::issuance::adapters::store::SqliteJournal;
 use crate::issuance::model::{CardSerial, Slot};
